@@ -1,0 +1,39 @@
+"""The one interface every engine implements (mesh warp, FOMM, ...).
+
+Per-avatar work happens once in ``set_source``; per-frame work in ``driving_keypoints`` (what the
+driver's face looks like, in this engine's keypoints) and ``render`` (the portrait posed by the target
+keypoints that ``engine.motion.RelativeMotion`` computed). Output is always the portrait's own
+resolution, RGB uint8.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from engine.motion import Keypoints
+from engine.portrait import Portrait
+from engine.tracking import FaceLandmarks
+
+
+class Animator(ABC):
+    #: short name used by ``--engine`` and the GUI's engine picker
+    name: str = ""
+    #: True when the engine must see the driving image itself (neural keypoint detectors);
+    #: such engines cannot run on the landmark-only demo driver.
+    needs_driving_image: bool = False
+
+    @abstractmethod
+    def set_source(self, portrait: Portrait) -> Keypoints:
+        """Prepare everything that depends only on the portrait; return its keypoints."""
+
+    @abstractmethod
+    def driving_keypoints(self, image: np.ndarray | None, face: FaceLandmarks) -> Keypoints:
+        """Keypoints of the driving face (``image`` is the RGB driving frame, or None for the demo driver)."""
+
+    @abstractmethod
+    def render(self, target: Keypoints) -> np.ndarray:
+        """The portrait posed by ``target`` keypoints, at the portrait's resolution (H, W, 3) uint8."""
+
+    def close(self) -> None:
+        """Release models and buffers."""

@@ -1,0 +1,116 @@
+"""The per-frame pipeline: face tracking -> relative motion -> animator -> compositing.
+
+One ``Pipeline`` is used by the CLI (render/bench/eval) and by the GUI's worker thread alike.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from engine.animators.base import Animator
+from engine.capture import Frame
+from engine.compositing import Compositor, CompositorSettings
+from engine.filters import OneEuroSettings
+from engine.motion import Keypoints, MotionSettings, RelativeMotion
+from engine.portrait import Portrait
+from engine.tracking import FaceLandmarks, FaceTracker, NoFace
+
+STAGES = ("track", "motion", "animate", "composite")
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    motion: MotionSettings = MotionSettings()
+    smoothing: OneEuroSettings | None = OneEuroSettings()  # None = raw landmarks
+    mirror_input: bool = False
+    compositor: CompositorSettings = CompositorSettings()
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    output: np.ndarray  # composited frame, ready for the sinks
+    animated: np.ndarray  # the posed portrait at its own resolution
+    face: FaceLandmarks | NoFace  # what the tracker saw in the driving frame
+    held: bool  # no face in this frame: the last pose was held
+    calibrated_now: bool  # this frame became the reference pose
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    t_capture: float = 0.0
+    frame_index: int = 0
+
+
+class Pipeline:
+    def __init__(self, animator: Animator, portrait: Portrait, settings: PipelineSettings = PipelineSettings(),
+                 tracker: FaceTracker | None = None):
+        self.animator = animator
+        self.settings = settings
+        self.tracker = tracker or FaceTracker(still=False, smoothing=settings.smoothing)
+        self.motion = RelativeMotion(settings.motion)
+        self.compositor = Compositor(settings.compositor)
+        self._last_target: Keypoints | None = None
+        self.frames_without_face = 0
+        self.set_portrait(portrait)
+
+    def set_portrait(self, portrait: Portrait) -> None:
+        """Switch avatar: per-source work happens here, once. The calibration pose is kept."""
+        self.portrait = portrait
+        self.motion.set_source(self.animator.set_source(portrait))
+        self._last_target = None
+
+    def calibrate(self) -> None:
+        """The next frame with a face becomes the reference pose."""
+        self.motion.reset()
+
+    def update_settings(self, settings: PipelineSettings) -> None:
+        if settings.smoothing != self.settings.smoothing:
+            self.tracker.set_smoothing(settings.smoothing)
+        if settings.motion != self.settings.motion:
+            self.motion.update_settings(settings.motion)
+        if settings.compositor != self.settings.compositor:
+            self.compositor = Compositor(settings.compositor)
+        self.settings = settings
+
+    def process(self, frame: Frame) -> PipelineResult:
+        timings = {}
+        t0 = time.perf_counter()
+        image = frame.image
+        if frame.landmarks is not None:  # synthetic driver: landmarks come with the frame
+            face = frame.landmarks
+        else:
+            if self.settings.mirror_input:
+                image = np.ascontiguousarray(image[:, ::-1])
+            face = self.tracker.track(image, frame.t_capture)
+        t1 = time.perf_counter()
+        timings["track"] = (t1 - t0) * 1e3
+
+        held = isinstance(face, NoFace)
+        calibrated_now = False
+        if held:
+            self.frames_without_face += 1
+            target = self._last_target
+        else:
+            driving = self.animator.driving_keypoints(image if frame.landmarks is None else None, face)
+            calibrated_now = not self.motion.is_calibrated
+            target = self.motion(driving)
+            self._last_target = target
+        t2 = time.perf_counter()
+        timings["motion"] = (t2 - t1) * 1e3
+
+        animated = self.animator.render(target) if target is not None else self.portrait.image
+        t3 = time.perf_counter()
+        timings["animate"] = (t3 - t2) * 1e3
+
+        output = self.compositor.compose(animated)
+        timings["composite"] = (time.perf_counter() - t3) * 1e3
+        return PipelineResult(output=output, animated=animated, face=face, held=held,
+                              calibrated_now=calibrated_now, timings_ms=timings,
+                              t_capture=frame.t_capture, frame_index=frame.index)
+
+    def close(self) -> None:
+        self.tracker.close()
+        self.animator.close()
+
+
+def with_motion(settings: PipelineSettings, **changes) -> PipelineSettings:
+    return replace(settings, motion=replace(settings.motion, **changes))

@@ -1,0 +1,82 @@
+"""Portraits: load an image file of any common kind as RGB uint8 and find its face once."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import SourceImageError
+from engine.tracking import FaceLandmarks, FaceTracker, NoFace
+
+# A 10000x10000 photo is 300 MB as RGB; portraits are animated at most at this size (long side).
+MAX_PORTRAIT_SIDE = 2048
+
+
+@dataclass(frozen=True)
+class Portrait:
+    """The still image to animate and its face landmarks (same pixel coordinates)."""
+
+    image: np.ndarray  # (H, W, 3) uint8 RGB
+    landmarks: FaceLandmarks
+    name: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.shape[1], self.image.shape[0]
+
+
+def read_image(path) -> np.ndarray:
+    """Any image file -> RGB uint8: grayscale, RGBA (composited on white), 16-bit all handled."""
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise SourceImageError(f"source image not found: {path}")
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise SourceImageError(f"cannot read source image {path.name}: not an image, or the file is damaged")
+    if image.dtype == np.uint16:
+        image = (image / 257.0).round().astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    elif image.shape[2] == 4:
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB).astype(np.float32)
+        alpha = image[:, :, 3:4].astype(np.float32) / 255.0
+        image = (rgb * alpha + 255.0 * (1 - alpha)).round().astype(np.uint8)
+    else:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return fit_within(image, MAX_PORTRAIT_SIDE)
+
+
+def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return image
+    return cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+
+
+def find_face(image: np.ndarray, name: str = "image") -> FaceLandmarks:
+    with FaceTracker(still=True) as tracker:
+        face = tracker.track(image)
+    if isinstance(face, NoFace):
+        raise SourceImageError(f"no face found in source image {name}")
+    return face
+
+
+def load_portrait(path) -> Portrait:
+    """Read an image and find its face; ``SourceImageError`` with one clear line otherwise."""
+    path = Path(path)
+    image = read_image(path)
+    return Portrait(image=image, landmarks=find_face(image, path.name), name=path.stem)
+
+
+def portrait_from_array(image: np.ndarray, name: str = "portrait") -> Portrait:
+    image = fit_within(np.ascontiguousarray(image[:, :, :3]), MAX_PORTRAIT_SIDE)
+    return Portrait(image=image, landmarks=find_face(image, name), name=name)

@@ -1,0 +1,106 @@
+"""Face tracking: MediaPipe Face Mesh -> ``FaceLandmarks`` (478 points with irises) or ``NoFace``.
+
+Portraits use still-image mode (a full detection per call); driving video uses tracking mode
+(detection once, then landmark tracking, ~3 ms per frame here), optionally One-Euro filtered.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.filters import OneEuroFilter, OneEuroSettings
+
+# MediaPipe logs through glog/absl to stderr; keep a user's terminal readable.
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# Face Mesh works on a downscaled copy of huge images; landmarks come back in full-resolution pixels.
+MAX_TRACKING_SIDE = 1280
+
+
+@dataclass(frozen=True)
+class FaceLandmarks:
+    """478 face landmarks in pixel coordinates of their image: x, y, and z (depth, x's scale)."""
+
+    points: np.ndarray  # (478, 3) float32
+    image_size: tuple[int, int]  # (width, height)
+
+    @property
+    def xy(self) -> np.ndarray:
+        return self.points[:, :2]
+
+    def bbox(self) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1) of the landmarks."""
+        x0, y0 = self.points[:, :2].min(axis=0)
+        x1, y1 = self.points[:, :2].max(axis=0)
+        return float(x0), float(y0), float(x1), float(y1)
+
+
+@dataclass(frozen=True)
+class NoFace:
+    """The tracker found no face in this image."""
+
+    image_size: tuple[int, int]
+    reason: str = "no face found"
+
+
+class FaceTracker:
+    """MediaPipe Face Mesh, one face. ``still=True`` for portraits, ``False`` for video frames.
+
+    ``smoothing`` adds One-Euro filtering of the landmarks over time (video only); timestamps are
+    the frames' capture times in seconds.
+    """
+
+    def __init__(self, still: bool = False, smoothing: OneEuroSettings | None = None,
+                 min_detection_confidence: float = 0.5):
+        import mediapipe as mp
+
+        self.still = still
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=still,
+            max_num_faces=1,
+            refine_landmarks=True,  # adds the 10 iris points: gaze transfer needs them
+            min_detection_confidence=min_detection_confidence,
+            min_tracking_confidence=0.5,
+        )
+        self._filter = OneEuroFilter(smoothing) if smoothing is not None and not still else None
+
+    def set_smoothing(self, smoothing: OneEuroSettings | None) -> None:
+        self._filter = OneEuroFilter(smoothing) if smoothing is not None and not self.still else None
+
+    def reset(self) -> None:
+        if self._filter is not None:
+            self._filter.reset()
+
+    def track(self, image: np.ndarray, t: float | None = None) -> FaceLandmarks | NoFace:
+        """Landmarks of the most prominent face in an RGB uint8 image."""
+        h, w = image.shape[:2]
+        scale = min(1.0, MAX_TRACKING_SIDE / max(h, w))
+        small = image
+        if scale < 1.0:
+            import cv2
+
+            small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                               interpolation=cv2.INTER_AREA)
+        result = self._mesh.process(np.ascontiguousarray(small))
+        if not result.multi_face_landmarks:
+            if self._filter is not None:
+                self._filter.reset()
+            return NoFace((w, h))
+        lm = result.multi_face_landmarks[0].landmark
+        pts = np.array([(p.x, p.y, p.z) for p in lm], dtype=np.float64)
+        pts *= (w, h, w)
+        if self._filter is not None and t is not None:
+            pts = self._filter(pts, t)
+        return FaceLandmarks(points=pts.astype(np.float32), image_size=(w, h))
+
+    def close(self) -> None:
+        self._mesh.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
