@@ -1,0 +1,162 @@
+"""MeshAnimator: the embedded default engine. Warps the full-resolution portrait along Face Mesh.
+
+Keypoints are the 478 landmarks' xy (no Jacobians: each triangle's affine map *is* the local
+first-order motion). Per portrait (``set_source``): the mesh, anchor rings, draw order, back-face
+signs, the region that can move, mouth colours. Per frame (``render``): lid/lip clamping, ring motion
+from the head's similarity transform, a coarse piecewise-affine map, ``cv2.remap`` of that region,
+gaze shift, mouth interior.
+
+Driving keypoints: the driver's landmarks mapped into the *portrait's* frame by one similarity
+(fitted on rigid points, on the first driving face after ``set_source``; ``realign()`` refits). In
+absolute mode the target is therefore the driver's face shape and head motion placed where the
+portrait's face is; in relative mode only the motion counts, expressed along the portrait's own
+face axes (a driver tilted at calibration still nods along the portrait's nose line).
+
+Order of motion: the warp is first order by construction (each triangle's affine map is the local
+Jacobian of the motion, taken from the landmarks themselves). ``MotionSettings.first_order=False``
+only drops keypoint Jacobians, which this engine does not produce, so it renders the same.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.animators.base import Animator
+from engine.animators.mesh import eyes, mouth
+from engine.animators.mesh.triangulation import (
+    EYE_INTERIOR, EYES, FACE, MOUTH_INTERIOR, NUM_MESH_POINTS, RING, ring_points, topology)
+from engine.animators.mesh.warp import choose_step, rasterize, remap_roi
+from engine.face_regions import RIGID
+from engine.motion import Keypoints
+from engine.portrait import Portrait
+from engine.tracking import FaceLandmarks
+
+RIGID_IDX = np.array(RIGID)
+
+
+def fit_similarity(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares similarity (Umeyama) with dst ≈ src @ A.T + t; identity if degenerate."""
+    ms, md = src.mean(axis=0), dst.mean(axis=0)
+    s0, d0 = src - ms, dst - md
+    var = (s0 ** 2).sum()
+    if not np.isfinite(var) or var < 1e-9:
+        return np.eye(2), md - ms if np.all(np.isfinite(md - ms)) else np.zeros(2)
+    cov = d0.T @ s0 / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    d = np.sign(np.linalg.det(u @ vt)) or 1.0
+    dmat = np.diag([1.0, d])
+    r = u @ dmat @ vt
+    scale = (sig * np.diag(dmat)).sum() / (var / len(src))
+    a = scale * r
+    return a, md - ms @ a.T
+
+
+def _finite(points: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    bad = ~np.isfinite(points)
+    if np.any(bad):
+        points = points.copy()
+        points[bad] = fallback[bad]
+    return points
+
+
+class MeshAnimator(Animator):
+    name = "mesh"
+    needs_driving_image = False
+
+    def __init__(self, draw_mouth: bool = True, gaze: bool = True, min_step: int = 2):
+        self.draw_mouth = draw_mouth
+        self.gaze = gaze
+        self.min_step = min_step
+        self._image: np.ndarray | None = None
+        self._align: tuple[np.ndarray, np.ndarray] | None = None
+
+    # -- per portrait --------------------------------------------------------------------------
+    def set_source(self, portrait: Portrait) -> Keypoints:
+        image = np.ascontiguousarray(portrait.image)
+        h, w = image.shape[:2]
+        pts3 = np.nan_to_num(np.asarray(portrait.landmarks.points, np.float64))
+        xy = pts3[:, :2].copy()
+        self._image = image
+        self._src = xy
+        rings, weights, _ = ring_points(xy, (w, h))
+        self._ring_src = rings
+        self._ring_weights = weights[:, None]
+        self._src_all = np.concatenate([xy[:NUM_MESH_POINTS], rings])
+
+        topo = topology()
+        tris, kinds = topo.triangles, topo.kinds
+        z = np.concatenate([pts3[:NUM_MESH_POINTS, 2], np.full(len(rings), np.inf)])
+        depth = z[tris].mean(axis=1)  # Face Mesh z: smaller = nearer the camera
+        depth = np.where(kinds == RING, np.inf, depth)
+        order = np.argsort(-depth, kind="stable")  # far first, near last (rings first of all)
+        self._tris = np.ascontiguousarray(tris[order])
+        kinds = kinds[order]
+        st = self._src_all[self._tris]
+        det = ((st[:, 1, 0] - st[:, 0, 0]) * (st[:, 2, 1] - st[:, 0, 1])
+               - (st[:, 1, 1] - st[:, 0, 1]) * (st[:, 2, 0] - st[:, 0, 0]))
+        sign = np.sign(det)
+        # Only real face triangles are culled when flipped; hole fills and rings may be slivers.
+        cull = (kinds == FACE) & (np.abs(det) > 1e-3)
+        self._sign = np.where(cull, sign, np.nan)
+        self._eye_of = np.full(len(self._tris) + 1, -1, np.int8)  # index -1 (no triangle) -> -1
+        eye_tris = np.nonzero(kinds == EYE_INTERIOR)[0]
+        for k, (upper, lower, _) in enumerate(EYES):
+            members = set(upper) | set(lower)
+            for i in eye_tris:
+                if set(self._tris[i].tolist()) <= members:
+                    self._eye_of[i] = k
+
+        outer = rings[-len(rings) // 3:]  # the fixed ring bounds everything that moves
+        x0, y0 = np.floor(outer.min(axis=0)).astype(int)
+        x1, y1 = np.ceil(outer.max(axis=0)).astype(int) + 1
+        self._roi = (max(0, x0), max(0, y0), min(w, x1), min(h, y1))
+        self._step = choose_step(self._roi[2] - self._roi[0], self._roi[3] - self._roi[1], self.min_step)
+        self._palette = mouth.palette_from(image, xy)
+        self._src_mouth_gap = mouth.opening(xy)
+        self._align = None
+        return Keypoints(value=xy.astype(np.float32))
+
+    def realign(self) -> None:
+        """Refit the driver-to-portrait similarity on the next driving face."""
+        self._align = None
+
+    # -- per frame -----------------------------------------------------------------------------
+    def driving_keypoints(self, image: np.ndarray | None, face: FaceLandmarks) -> Keypoints:
+        xy = np.asarray(face.points, np.float64)[:, :2]
+        if self._image is None:
+            return Keypoints(value=xy.astype(np.float32))
+        xy = _finite(xy, self._src)
+        if self._align is None:
+            self._align = fit_similarity(xy[RIGID_IDX], self._src[RIGID_IDX])
+        a, t = self._align
+        return Keypoints(value=(xy @ a.T + t).astype(np.float32))
+
+    def target_points(self, target: Keypoints) -> np.ndarray:
+        """The target landmarks after lid and lip clamping (478, 2) float64."""
+        pts = _finite(np.asarray(target.value, np.float64).reshape(-1, 2), self._src)
+        eyes.clamp_lids(pts, self._src)
+        mouth.clamp_inner_lips(pts, self._src)
+        return pts
+
+    def render(self, target: Keypoints) -> np.ndarray:
+        if self._image is None:
+            raise RuntimeError("MeshAnimator.render called before set_source")
+        pts = self.target_points(target)
+        a, t = fit_similarity(self._src[RIGID_IDX], pts[RIGID_IDX])
+        ring_dst = self._ring_src + self._ring_weights * (self._ring_src @ a.T + t - self._ring_src)
+        dst_all = np.concatenate([pts[:NUM_MESH_POINTS], ring_dst])
+
+        warp = rasterize(self._src_all, dst_all, self._tris, self._sign, self._roi, self._step)
+        if self.gaze:
+            offsets = eyes.gaze_offsets(pts, self._src)
+            if np.any(offsets):
+                inv_scale = 1.0 / max(np.sqrt(abs(np.linalg.det(a))), 1e-6)
+                eye = self._eye_of[warp.tri_id]
+                for k in range(2):
+                    sel = eye == k
+                    if np.any(sel):
+                        warp.map_xy[sel] -= (offsets[k] * inv_scale).astype(np.float32)
+        out = self._image.copy()
+        remap_roi(self._image, warp, out)
+        if self.draw_mouth:
+            mouth.draw_interior(out, pts, self._src_mouth_gap, self._palette)
+        return out

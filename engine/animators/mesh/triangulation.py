@@ -1,0 +1,129 @@
+"""The mesh the warp moves: MediaPipe's face tesselation, eye/mouth hole fills and anchor rings.
+
+Topology comes from Face Mesh's own tesselation (so triangles never cross an eyelid or a lip line,
+whatever the portrait's pose), not from a Delaunay of the source points. The eye openings and the
+inner mouth are holes in that mesh; they are filled with strips between the upper and lower contour,
+so a blink or an opening mouth is a strip collapsing or widening, never a fold. The irises are not
+part of the mesh: their landmarks do not follow the lids, and gaze is handled separately (eyes.py).
+
+Around the face oval, three rings of anchors (oval scaled about the face centre) carry hair, ears
+and neck: the inner rings follow the head's similarity transform with falling weights, the outermost
+is fixed, so the background beyond it never moves and there is no seam at the face boundary.
+"""
+from __future__ import annotations
+
+import collections
+import itertools
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from engine.face_regions import INNER_LIPS_LOWER, INNER_LIPS_UPPER, REGIONS
+
+NUM_MESH_POINTS = 468  # Face Mesh points without the 10 iris points
+
+# Eye contours, corner to corner (subject's right eye = image left).
+RIGHT_EYE_UPPER = (33, 246, 161, 160, 159, 158, 157, 173, 133)
+RIGHT_EYE_LOWER = (33, 7, 163, 144, 145, 153, 154, 155, 133)
+LEFT_EYE_UPPER = (362, 398, 384, 385, 386, 387, 388, 466, 263)
+LEFT_EYE_LOWER = (362, 382, 381, 380, 374, 373, 390, 249, 263)
+EYES = ((RIGHT_EYE_UPPER, RIGHT_EYE_LOWER, 468), (LEFT_EYE_UPPER, LEFT_EYE_LOWER, 473))
+
+# Scale of each anchor ring about the face centre, and how much of the head's motion it follows.
+RING_SCALES = (1.3, 1.75, 2.4)
+RING_WEIGHTS = (0.9, 0.45, 0.0)
+
+# Triangle kinds
+FACE, EYE_INTERIOR, MOUTH_INTERIOR, RING = 0, 1, 2, 3
+
+
+@lru_cache(maxsize=1)
+def face_triangles() -> np.ndarray:
+    """Triangles of the Face Mesh tesselation (its edges' 3-cliques, minus the 2 that are not faces)."""
+    adj = collections.defaultdict(set)
+    for a, b in REGIONS["tesselation"]:
+        adj[a].add(b)
+        adj[b].add(a)
+    tris = set()
+    for a, b in REGIONS["tesselation"]:
+        for c in adj[a] & adj[b]:
+            tris.add(tuple(sorted((a, b, c))))
+    use = collections.Counter(e for t in tris for e in itertools.combinations(t, 2))
+    # A 3-clique whose every edge is shared by 3 cliques is a spurious "triangle" across a real one.
+    faces = [t for t in tris if not all(use[e] == 3 for e in itertools.combinations(t, 2))]
+    return np.array(sorted(faces), dtype=np.int32)
+
+
+def strip(upper, lower) -> list[tuple[int, int, int]]:
+    """Triangles filling the area between two contours of equal length (shared ends allowed)."""
+    out = []
+    for i in range(len(upper) - 1):
+        for tri in ((upper[i], upper[i + 1], lower[i]), (upper[i + 1], lower[i + 1], lower[i])):
+            if len(set(tri)) == 3:
+                out.append(tri)
+    return out
+
+
+@lru_cache(maxsize=1)
+def oval_order() -> tuple[int, ...]:
+    """The face oval's landmarks in order around the contour."""
+    adj = collections.defaultdict(list)
+    for a, b in REGIONS["face_oval_edges"]:
+        adj[a].append(b)
+        adj[b].append(a)
+    start = 10
+    order, prev, cur = [start], None, start
+    while True:
+        nxt = [n for n in adj[cur] if n != prev][0]
+        if nxt == start:
+            break
+        order.append(nxt)
+        prev, cur = cur, nxt
+    return tuple(order)
+
+
+@dataclass(frozen=True)
+class MeshTopology:
+    triangles: np.ndarray  # (M, 3) indices into the point array: 468 face points, then ring points
+    kinds: np.ndarray  # (M,) FACE / EYE_INTERIOR / MOUTH_INTERIOR / RING
+    num_ring_points: int
+
+
+@lru_cache(maxsize=1)
+def topology() -> MeshTopology:
+    tris = [tuple(t) for t in face_triangles()]
+    kinds = [FACE] * len(tris)
+    for upper, lower, _ in EYES:
+        s = strip(upper, lower)
+        tris += s
+        kinds += [EYE_INTERIOR] * len(s)
+    s = strip(INNER_LIPS_UPPER, INNER_LIPS_LOWER)
+    tris += s
+    kinds += [MOUTH_INTERIOR] * len(s)
+    oval = list(oval_order())
+    n = len(oval)
+    rings = [oval] + [[NUM_MESH_POINTS + r * n + i for i in range(n)] for r in range(len(RING_SCALES))]
+    for inner, outer in zip(rings[:-1], rings[1:]):
+        for i in range(n):
+            j = (i + 1) % n
+            tris += [(inner[i], inner[j], outer[i]), (inner[j], outer[j], outer[i])]
+            kinds += [RING, RING]
+    return MeshTopology(np.array(tris, np.int32), np.array(kinds, np.int8), n * len(RING_SCALES))
+
+
+def ring_points(face_xy: np.ndarray, image_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Anchor rings around a face: (points (R, 2), base weights (R,), clipped (R,) bool)."""
+    oval = face_xy[list(oval_order())].astype(np.float64)
+    centre = oval.mean(axis=0)
+    w, h = image_size
+    pts, weights = [], []
+    for scale, weight in zip(RING_SCALES, RING_WEIGHTS):
+        pts.append(centre + scale * (oval - centre))
+        weights.append(np.full(len(oval), weight))
+    pts = np.concatenate(pts)
+    clipped_pts = np.stack([np.clip(pts[:, 0], 0, w - 1), np.clip(pts[:, 1], 0, h - 1)], axis=1)
+    clipped = np.any(np.abs(clipped_pts - pts) > 1e-6, axis=1)
+    weights = np.concatenate(weights)
+    weights[clipped] = 0.0  # anchors pushed onto the image border stay put: the border never moves
+    return clipped_pts, weights, clipped
