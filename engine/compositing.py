@@ -19,7 +19,6 @@ class Compositor:
 
     def __init__(self, settings: CompositorSettings = CompositorSettings()):
         self.settings = settings
-        self._canvas: np.ndarray | None = None
 
     def fit_rect(self, image_size: tuple[int, int]) -> tuple[int, int, int, int]:
         """(x, y, w, h) where an image of ``image_size`` lands in the output, aspect kept."""
@@ -35,13 +34,12 @@ class Compositor:
         if s.output_size is not None and (image.shape[1], image.shape[0]) != tuple(s.output_size):
             x, y, w, h = self.fit_rect((image.shape[1], image.shape[0]))
             ow, oh = s.output_size
-            # A fresh canvas per frame: sinks may still hold the previous one.
-            canvas = np.empty((oh, ow, 3), np.uint8)
-            canvas[:] = s.background
-            shrink = w < image.shape[1]
-            canvas[y:y + h, x:x + w] = cv2.resize(
-                image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-            out = canvas
+            # INTER_AREA only where it matters (strong shrink): it costs ~8x INTER_LINEAR at 720p.
+            strong_shrink = w < image.shape[1] / 2
+            fitted = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if strong_shrink else cv2.INTER_LINEAR)
+            # A fresh frame each call (sinks may still hold the previous one), borders in one pass.
+            out = cv2.copyMakeBorder(fitted, y, oh - h - y, x, ow - w - x, cv2.BORDER_CONSTANT,
+                                     value=s.background)
         if s.mirror:
-            out = np.ascontiguousarray(out[:, ::-1])
+            out = cv2.flip(out, 1)
         return out
