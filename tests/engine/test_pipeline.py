@@ -1,0 +1,67 @@
+"""The whole per-frame path on real media: tracker -> motion -> mesh animator -> compositor."""
+import numpy as np
+import pytest
+
+from engine.animators import create_animator
+from engine.capture import Frame, VideoFileSource
+from engine.compositing import CompositorSettings
+from engine.pipeline import STAGES, Pipeline, PipelineSettings
+from engine.portrait import load_portrait
+
+
+@pytest.fixture(scope="module")
+def frames(media):
+    return list(VideoFileSource(media / "driving" / "d0.mp4", max_frames=30))
+
+
+@pytest.fixture(scope="module")
+def portraits(media):
+    return [load_portrait(media / "sources" / name) for name in ("s42.jpg", "s9.jpg")]
+
+
+def make_pipeline(portrait, **settings):
+    return Pipeline(create_animator("mesh"), portrait, PipelineSettings(**settings))
+
+
+def test_first_frame_calibrates_and_reproduces_the_portrait(frames, portraits):
+    pipe = make_pipeline(portraits[0])
+    result = pipe.process(frames[0])
+    assert result.calibrated_now and not result.held
+    assert set(result.timings_ms) == set(STAGES)
+    # At the reference pose the relative motion is zero: the portrait comes back as it was.
+    diff = np.abs(result.animated.astype(int) - portraits[0].image.astype(int))
+    assert np.percentile(diff, 99) <= 2
+    later = pipe.process(frames[20])
+    assert not later.calibrated_now
+    assert np.abs(later.animated.astype(int) - portraits[0].image.astype(int)).mean() > 0.5
+
+
+def test_frame_without_face_holds_the_last_pose(frames, portraits):
+    pipe = make_pipeline(portraits[0])
+    for f in frames[:10]:
+        last = pipe.process(f)
+    blank = Frame(image=np.zeros_like(frames[0].image), t_capture=frames[10].t_capture, index=10)
+    held = pipe.process(blank)
+    assert held.held and pipe.frames_without_face == 1
+    np.testing.assert_array_equal(held.animated, last.animated)
+
+
+def test_calibrate_makes_the_next_frame_the_reference(frames, portraits):
+    pipe = make_pipeline(portraits[0], smoothing=None)
+    for f in frames[:20]:
+        moved = pipe.process(f)
+    pipe.calibrate()
+    recalibrated = pipe.process(frames[20])
+    assert recalibrated.calibrated_now
+    rest = np.abs(recalibrated.animated.astype(int) - portraits[0].image.astype(int)).mean()
+    assert rest < np.abs(moved.animated.astype(int) - portraits[0].image.astype(int)).mean()
+
+
+def test_switching_portrait_changes_the_output_and_size(frames, portraits):
+    pipe = make_pipeline(portraits[0], compositor=CompositorSettings(output_size=(1280, 720)))
+    first = pipe.process(frames[0])
+    pipe.set_portrait(portraits[1])
+    second = pipe.process(frames[1])
+    assert first.output.shape == second.output.shape == (720, 1280, 3)
+    assert second.animated.shape == portraits[1].image.shape
+    assert not np.array_equal(first.output, second.output)
