@@ -3,7 +3,8 @@
 #   make test   install into .venv (with the neural engines and test tools) and run the tests
 # Python 3.11 or 3.12 is needed (mediapipe 0.10.21 has no wheels for newer ones).
 
-PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || echo python3)
+PYTHON ?= $(shell for p in python3.11 python3.12 python3; do \
+  $$p -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 12)' 2>/dev/null && echo $$p && break; done)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # CPU build of torch; on this project's CI it is served from local disk. NVIDIA users: see README.
@@ -12,6 +13,7 @@ TORCH  ?= torch==2.13.0
 .PHONY: run test install install-test bench clean
 
 $(PY):
+	@test -n "$(PYTHON)" || { echo 'Puppetcam needs Python 3.11 or 3.12 (mediapipe 0.10.21)'; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
