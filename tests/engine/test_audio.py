@@ -39,10 +39,10 @@ def test_tone_delivers_blocks_in_real_time_with_capture_times():
     # Capture times: the block's first sample, spaced exactly one block apart, never in the future.
     times = np.array(got.times)
     np.testing.assert_allclose(np.diff(times), 1024 / 48000, rtol=1e-9)
-    assert t_start <= times[0] < t_start + 0.05
+    assert t_start <= times[0] < t_start + 0.2
     arrivals = np.array(got.arrivals)
     assert (arrivals >= times + 1024 / 48000 - 1e-3).all()  # delivered once "captured"
-    assert (arrivals - times).max() < 0.1  # ... and not much later
+    assert (arrivals - times).max() < 0.25  # ... and not much later (slack for a busy CI)
 
 
 def test_tone_is_the_right_sine_and_continuous_across_blocks():
