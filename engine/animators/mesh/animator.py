@@ -24,7 +24,7 @@ from engine.animators.base import Animator
 from engine.animators.mesh import eyes, mouth
 from engine.animators.mesh.triangulation import (
     EYE_INTERIOR, EYES, FACE, MOUTH_INTERIOR, NUM_MESH_POINTS, RING, ring_points, topology)
-from engine.animators.mesh.warp import choose_step, rasterize, remap_roi
+from engine.animators.mesh.warp import choose_step, identity_grid, rasterize, remap_roi
 from engine.face_regions import RIGID
 from engine.motion import Keypoints
 from engine.portrait import Portrait
@@ -110,6 +110,7 @@ class MeshAnimator(Animator):
         x1, y1 = np.ceil(outer.max(axis=0)).astype(int) + 1
         self._roi = (max(0, x0), max(0, y0), min(w, x1), min(h, y1))
         self._step = choose_step(self._roi[2] - self._roi[0], self._roi[3] - self._roi[1], self.min_step)
+        self._grid = identity_grid(self._roi, self._step)
         self._palette = mouth.palette_from(image, xy)
         self._src_mouth_gap = mouth.opening(xy)
         self._align = None
@@ -145,7 +146,7 @@ class MeshAnimator(Animator):
         ring_dst = self._ring_src + self._ring_weights * (self._ring_src @ a.T + t - self._ring_src)
         dst_all = np.concatenate([pts[:NUM_MESH_POINTS], ring_dst])
 
-        warp = rasterize(self._src_all, dst_all, self._tris, self._sign, self._roi, self._step)
+        warp = rasterize(self._src_all, dst_all, self._tris, self._sign, self._roi, self._step, self._grid)
         if self.gaze:
             offsets = eyes.gaze_offsets(pts, self._src)
             if np.any(offsets):

@@ -31,7 +31,7 @@ LEFT_EYE_LOWER = (362, 382, 381, 380, 374, 373, 390, 249, 263)
 EYES = ((RIGHT_EYE_UPPER, RIGHT_EYE_LOWER, 468), (LEFT_EYE_UPPER, LEFT_EYE_LOWER, 473))
 
 # Scale of each anchor ring about the face centre, and how much of the head's motion it follows.
-RING_SCALES = (1.3, 1.75, 2.4)
+RING_SCALES = (1.25, 1.6, 2.0)
 RING_WEIGHTS = (0.9, 0.45, 0.0)
 
 # Triangle kinds

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-MAX_GRID_CELLS = 48_000  # coarse grid size cap: the step grows with the region that moves
+MAX_GRID_CELLS = 20_000  # coarse grid size cap: the step grows with the region that moves
 
 
 @dataclass
@@ -52,8 +52,21 @@ def triangle_affines(src_tri: np.ndarray, dst_tri: np.ndarray, eps: float = 1e-9
     return a, ok, det
 
 
+def identity_grid(roi: tuple[int, int, int, int], step: int) -> np.ndarray:
+    """The coarse grid's own cell centres (the map where nothing moves): (gh, gw, 2) float32."""
+    x0, y0, x1, y1 = roi
+    x0, y0 = x0 - step, y0 - step
+    gw = -(-(x1 - x0) // step) + 1
+    gh = -(-(y1 - y0) // step) + 1
+    gy, gx = np.mgrid[0:gh, 0:gw]
+    grid = np.empty((gh, gw, 2), np.float32)
+    grid[..., 0] = x0 - 0.5 + 0.5 * step + step * gx
+    grid[..., 1] = y0 - 0.5 + 0.5 * step + step * gy
+    return grid
+
+
 def rasterize(src_pts: np.ndarray, dst_pts: np.ndarray, triangles: np.ndarray, src_sign: np.ndarray,
-              roi: tuple[int, int, int, int], step: int) -> WarpMap:
+              roi: tuple[int, int, int, int], step: int, base: np.ndarray | None = None) -> WarpMap:
     """Coarse backward map for ``triangles`` (already in draw order) moved from src_pts to dst_pts."""
     x0, y0, x1, y1 = roi
     # One spare cell on each side: the upsampling clamps at the grid's edge, the ROI must not see it.
@@ -63,48 +76,55 @@ def rasterize(src_pts: np.ndarray, dst_pts: np.ndarray, triangles: np.ndarray, s
     # Cell centre j sits at pixel x0 - 0.5 + step * (j + 0.5): cv2.resize(INTER_LINEAR) by `step`
     # then puts every full-resolution pixel exactly where it belongs.
     off = np.array([x0 - 0.5 + 0.5 * step, y0 - 0.5 + 0.5 * step])
-    gy, gx = np.mgrid[0:gh, 0:gw]
-    map_xy = np.empty((gh, gw, 2), np.float32)
-    map_xy[..., 0] = off[0] + step * gx
-    map_xy[..., 1] = off[1] + step * gy
+    map_xy = base.copy() if base is not None else identity_grid(roi, step)
     tri_id = np.full((gh, gw), -1, np.int32)
 
     dst_g = (dst_pts[triangles] - off) / step  # (M, 3, 2) in grid units
-    src_t = src_pts[triangles]
-    aff, ok, det = triangle_affines(src_t, dst_g)
+    aff, ok, det = triangle_affines(src_pts[triangles], dst_g)
     ok &= np.isnan(src_sign) | (np.sign(det) == src_sign)  # back faces (flipped by the motion) are hidden
-    lo = np.ceil(dst_g.min(axis=1) - 1e-6).astype(np.int64)
-    hi = np.floor(dst_g.max(axis=1) + 1e-6).astype(np.int64)
-    lo = np.maximum(lo, 0)
-    hi[:, 0] = np.minimum(hi[:, 0], gw - 1)
-    hi[:, 1] = np.minimum(hi[:, 1], gh - 1)
-    bw = hi[:, 0] - lo[:, 0] + 1
-    bh = hi[:, 1] - lo[:, 1] + 1
-    ok &= (bw > 0) & (bh > 0)
     idx = np.nonzero(ok)[0]
     if idx.size == 0:
         return WarpMap(roi, step, map_xy, tri_id)
-    n = (bw[idx] * bh[idx])
-    total = int(n.sum())
-    t = np.repeat(idx, n)
-    start = np.repeat(np.cumsum(n) - n, n)
-    k = np.arange(total) - start
-    w_t = bw[t]
-    px = lo[t, 0] + k % w_t
-    py = lo[t, 1] + k // w_t
-    a = aff[t]
-    l1 = a[:, 0, 0] * px + a[:, 0, 1] * py + a[:, 0, 2]
-    l2 = a[:, 1, 0] * px + a[:, 1, 1] * py + a[:, 1, 2]
-    eps = 1e-4
-    inside = (l1 >= -eps) & (l2 >= -eps) & (l1 + l2 <= 1 + eps)
-    t, px, py, l1, l2 = t[inside], px[inside], py[inside], l1[inside], l2[inside]
-    s = src_t[t]
-    sx = s[:, 0, 0] + l1 * (s[:, 1, 0] - s[:, 0, 0]) + l2 * (s[:, 2, 0] - s[:, 0, 0])
-    sy = s[:, 0, 1] + l1 * (s[:, 1, 1] - s[:, 0, 1]) + l2 * (s[:, 2, 1] - s[:, 0, 1])
+    tri = dst_g[idx]
+    ylo = np.maximum(np.ceil(tri[:, :, 1].min(axis=1) - 1e-6), 0).astype(np.int64)
+    yhi = np.minimum(np.floor(tri[:, :, 1].max(axis=1) + 1e-6), gh - 1).astype(np.int64)
+    nrows = np.maximum(yhi - ylo + 1, 0)
+    # one entry per (triangle, grid row): the row's span inside the triangle, from the 3 edges
+    r_t = np.repeat(np.arange(idx.size), nrows)
+    r_y = (np.arange(r_t.size) - np.repeat(np.cumsum(nrows) - nrows, nrows) + ylo[r_t]).astype(np.float64)
+    p = tri[r_t]  # (R, 3, 2)
+    q = p[:, [1, 2, 0]]
+    dy = q[:, :, 1] - p[:, :, 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = (r_y[:, None] - p[:, :, 1]) / dy
+        x = p[:, :, 0] + u * (q[:, :, 0] - p[:, :, 0])
+    hit = (u >= -1e-9) & (u <= 1 + 1e-9) & (dy != 0)
+    xl = np.where(hit, x, np.inf).min(axis=1)
+    xr = np.where(hit, x, -np.inf).max(axis=1)
+    x_lo = np.maximum(np.ceil(xl - 1e-4), 0)
+    x_hi = np.minimum(np.floor(xr + 1e-4), gw - 1)
+    good = np.isfinite(x_lo) & np.isfinite(x_hi) & (x_hi >= x_lo)
+    r_t, r_y, x_lo, x_hi = r_t[good], r_y[good].astype(np.int64), x_lo[good].astype(np.int64), x_hi[good].astype(np.int64)
+    n = x_hi - x_lo + 1
+    c_r = np.repeat(np.arange(n.size), n)
+    px = np.arange(c_r.size) - np.repeat(np.cumsum(n) - n, n) + x_lo[c_r]
+    py = r_y[c_r]
+    t = idx[r_t[c_r]]
+    # source = triangle's affine map of the cell: s0 + l1 (s1 - s0) + l2 (s2 - s0), composed per triangle
+    s_t = src_pts[triangles[idx]]
+    e = np.stack([s_t[:, 1] - s_t[:, 0], s_t[:, 2] - s_t[:, 0]], axis=2)  # (K, 2, 2) columns e1 e2
+    m = e @ aff[idx]  # (K, 2, 3): grid (x, y, 1) -> source offset from s0
+    m[:, :, 2] += s_t[:, 0]
+    m = m.astype(np.float32)[r_t[c_r]]
+    pxf = px.astype(np.float32)
+    pyf = py.astype(np.float32)
+    sx = m[:, 0, 0] * pxf + m[:, 0, 1] * pyf + m[:, 0, 2]
+    sy = m[:, 1, 0] * pxf + m[:, 1, 1] * pyf + m[:, 1, 2]
     # Later triangles (nearer) overwrite earlier ones: numpy assigns repeated indices in order.
-    map_xy[py, px, 0] = sx
-    map_xy[py, px, 1] = sy
-    tri_id[py, px] = t
+    flat = py * gw + px
+    map_xy.reshape(-1, 2)[flat, 0] = sx
+    map_xy.reshape(-1, 2)[flat, 1] = sy
+    tri_id.reshape(-1)[flat] = t
     return WarpMap(roi, step, map_xy, tri_id)
 
 

@@ -1,0 +1,203 @@
+"""``evaluate``: animate a portrait with a driving video and measure how well the output follows.
+
+Driver and output frames are both tracked by raw (unfiltered) MediaPipe Face Mesh in tracking mode;
+``engine.metrics`` turns the landmarks into eye / mouth openness, head pose and jitter. The animation
+itself runs through the real ``Pipeline`` with the default settings (relative motion, adapt scale,
+One-Euro smoothing), with capture times taken from the video's frame rate so the filter sees real
+time. A contact sheet (driver | output every ``every_n`` frames) lets a person look.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine import metrics
+from engine.animators import create_animator
+from engine.capture import Frame, VideoFileSource
+from engine.filters import OneEuroFilter
+from engine.pipeline import Pipeline, PipelineSettings
+from engine.portrait import load_portrait
+from engine.tracking import FaceLandmarks, FaceTracker, NoFace
+
+# Targets (issue 2, section 4)
+EYE_CORR_MIN = 0.85
+MOUTH_CORR_MIN = 0.90
+AMPLITUDE_RANGE = (0.7, 1.3)
+POSE_CORR_MIN = 0.90
+POSE_MOTION_MIN_DEG = 3.0
+
+
+@dataclass
+class QualityReport:
+    source: str
+    driving: str
+    engine: str
+    frames: int
+    driver_faces: int  # frames where the driver's face was found
+    output_faces: int  # frames where a face was found in the output (target: every frame)
+    eye_corr: float
+    eye_amplitude: float
+    mouth_corr: float
+    mouth_amplitude: float
+    pose_corr: dict = field(default_factory=dict)  # axis -> correlation
+    pose_range_deg: dict = field(default_factory=dict)  # axis -> the driver's largest |angle|
+    pose_error_deg: dict = field(default_factory=dict)  # axis -> mean |output - driver|
+    jitter_output: float = float("nan")
+    jitter_driver: float = float("nan")
+    engine_ms: float = float("nan")  # median motion + animate + composite per frame (tracking excluded)
+    contact_sheet: str | None = None
+
+    @property
+    def jitter_ratio(self) -> float:
+        return self.jitter_output / self.jitter_driver if self.jitter_driver > 0 else float("nan")
+
+    @property
+    def moving_axes(self) -> list[str]:
+        return [a for a in metrics.POSE_AXES if self.pose_range_deg.get(a, 0.0) > POSE_MOTION_MIN_DEG]
+
+    def failures(self) -> list[str]:
+        """Targets this pair misses, one short line each (empty: all met)."""
+        out = []
+        lo, hi = AMPLITUDE_RANGE
+        if self.output_faces < self.frames:
+            out.append(f"output face lost in {self.frames - self.output_faces} frames")
+        if not self.eye_corr >= EYE_CORR_MIN:
+            out.append(f"eye corr {self.eye_corr:.2f} < {EYE_CORR_MIN}")
+        if not lo <= self.eye_amplitude <= hi:
+            out.append(f"eye amplitude {self.eye_amplitude:.2f} outside {lo}-{hi}")
+        if not self.mouth_corr >= MOUTH_CORR_MIN:
+            out.append(f"mouth corr {self.mouth_corr:.2f} < {MOUTH_CORR_MIN}")
+        if not lo <= self.mouth_amplitude <= hi:
+            out.append(f"mouth amplitude {self.mouth_amplitude:.2f} outside {lo}-{hi}")
+        for axis in self.moving_axes:
+            c = self.pose_corr.get(axis, float("nan"))
+            if not c >= POSE_CORR_MIN:
+                out.append(f"{axis} corr {c:.2f} < {POSE_CORR_MIN}")
+        if not self.jitter_ratio <= 1.0:
+            out.append(f"jitter ratio {self.jitter_ratio:.2f} > 1")
+        return out
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures()
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["jitter_ratio"] = self.jitter_ratio
+        d["moving_axes"] = self.moving_axes
+        d["failures"] = self.failures()
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
+
+
+def _tile(image: np.ndarray, height: int) -> np.ndarray:
+    import cv2
+
+    h, w = image.shape[:2]
+    return cv2.resize(image, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
+
+
+def write_contact_sheet(pairs: list[tuple[np.ndarray, np.ndarray]], path, height: int = 256, columns: int = 2) -> None:
+    """PNG of (driver | output) tiles, ``columns`` pairs per row."""
+    import cv2
+
+    if not pairs:
+        return
+    tiles = [np.hstack([_tile(d, height), _tile(o, height)]) for d, o in pairs]
+    width = max(t.shape[1] for t in tiles)
+    tiles = [np.pad(t, ((0, 4), (0, width - t.shape[1] + 4), (0, 0)), constant_values=255) for t in tiles]
+    while len(tiles) % columns:
+        tiles.append(np.full_like(tiles[0], 255))
+    rows = [np.hstack(tiles[i:i + columns]) for i in range(0, len(tiles), columns)]
+    sheet = np.vstack(rows)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+
+
+def evaluate(source_path, driving_path, engine: str = "mesh", max_frames: int | None = None,
+             contact_sheet_path=None, every_n: int = 15, settings: PipelineSettings = PipelineSettings(),
+             portrait=None) -> QualityReport:
+    """Animate ``source_path`` with ``driving_path`` and measure the output against the driver."""
+    portrait = portrait or load_portrait(source_path)
+    animator = create_animator(engine)
+    video = VideoFileSource(driving_path, max_frames=max_frames)
+    fps = video.fps or 30.0
+    driver_tracker = FaceTracker(still=False)  # raw: the metrics' view of the driver
+    output_tracker = FaceTracker(still=False)
+    # The pipeline's own tracker would see the same frames; track once and filter like it does.
+    use_landmarks = not animator.needs_driving_image
+    pipeline = Pipeline(animator, portrait, settings,
+                        tracker=None if not use_landmarks else _NullTracker())
+    smoother = OneEuroFilter(settings.smoothing) if settings.smoothing is not None else None
+    drv_pts, out_pts, sheet = [], [], []
+    busy_ms = []
+    try:
+        for frame in video:
+            t = frame.index / fps
+            face = driver_tracker.track(frame.image, t)
+            drv_pts.append(face.points if isinstance(face, FaceLandmarks) else None)
+            if use_landmarks:
+                given = face
+                if isinstance(face, FaceLandmarks) and smoother is not None:
+                    given = FaceLandmarks(smoother(face.points, t).astype(np.float32), face.image_size)
+                elif smoother is not None:
+                    smoother.reset()
+                result = pipeline.process(Frame(frame.image, t, frame.index, landmarks=given))
+            else:
+                result = pipeline.process(Frame(frame.image, t, frame.index))
+            busy_ms.append(sum(v for k, v in result.timings_ms.items() if k != "track"))
+            out_face = output_tracker.track(result.animated, t)
+            out_pts.append(out_face.points if isinstance(out_face, FaceLandmarks) else None)
+            if contact_sheet_path is not None and frame.index % max(1, every_n) == 0:
+                sheet.append((frame.image, result.animated))
+    finally:
+        driver_tracker.close()
+        output_tracker.close()
+        pipeline.close()
+    if contact_sheet_path is not None:
+        write_contact_sheet(sheet, contact_sheet_path)
+    return _report(Path(source_path).name, Path(driving_path).name, engine, drv_pts, out_pts, busy_ms,
+                   str(contact_sheet_path) if contact_sheet_path is not None else None)
+
+
+class _NullTracker:
+    """Stands in for the pipeline's tracker when evaluate hands it landmarks directly."""
+
+    def track(self, image, t=None):  # pragma: no cover - never called: frames carry landmarks
+        raise RuntimeError("evaluate passes landmarks with every frame")
+
+    def set_smoothing(self, smoothing):
+        pass
+
+    def close(self):
+        pass
+
+
+def _report(source, driving, engine, drv_pts, out_pts, busy_ms, sheet) -> QualityReport:
+    n = len(drv_pts)
+    both = [d is not None and o is not None for d, o in zip(drv_pts, out_pts)]
+
+    def series(fn, pts_list):
+        return np.array([fn(p) if ok else np.nan for p, ok in zip(pts_list, both)])
+
+    eye_d, eye_o = series(metrics.eye_aspect_ratio, drv_pts), series(metrics.eye_aspect_ratio, out_pts)
+    mouth_d, mouth_o = series(metrics.mouth_aspect_ratio, drv_pts), series(metrics.mouth_aspect_ratio, out_pts)
+    pose_d = metrics.head_pose_series([p if ok else None for p, ok in zip(drv_pts, both)])
+    pose_o = metrics.head_pose_series([p if ok else None for p, ok in zip(out_pts, both)])
+    pose_corr, pose_range, pose_err = {}, {}, {}
+    for k, axis in enumerate(metrics.POSE_AXES):
+        pose_corr[axis] = metrics.correlation(pose_o[:, k], pose_d[:, k])
+        pose_range[axis] = float(np.nanmax(np.abs(pose_d[:, k]))) if np.any(np.isfinite(pose_d[:, k])) else 0.0
+        pose_err[axis] = metrics.mean_abs_error(pose_o[:, k], pose_d[:, k])
+    busy = float(np.median(busy_ms)) if busy_ms else float("nan")
+    return QualityReport(
+        source=source, driving=driving, engine=engine, frames=n,
+        driver_faces=sum(d is not None for d in drv_pts), output_faces=sum(o is not None for o in out_pts),
+        eye_corr=metrics.correlation(eye_o, eye_d), eye_amplitude=metrics.amplitude_ratio(eye_o, eye_d),
+        mouth_corr=metrics.correlation(mouth_o, mouth_d), mouth_amplitude=metrics.amplitude_ratio(mouth_o, mouth_d),
+        pose_corr=pose_corr, pose_range_deg=pose_range, pose_error_deg=pose_err,
+        jitter_output=metrics.jitter(out_pts), jitter_driver=metrics.jitter(drv_pts),
+        engine_ms=busy, contact_sheet=sheet,
+    )
