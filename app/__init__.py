@@ -1,0 +1,1 @@
+"""Puppetcam's live desktop app (PySide6): views and the threads that move frames. No image math here."""

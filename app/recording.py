@@ -1,0 +1,112 @@
+"""One recording: a ClipRecorder fed by a sink thread, plus (optionally) microphone audio.
+
+The recorder is not thread-safe, so video frames *and* audio blocks are written on the sink's own
+thread: the audio callback only appends to a bounded deque, which the sink drains before each frame
+and when idle. The clip's timeline starts at the first video frame; audio captured before it is cut.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from app.threads import SinkRunner
+from engine.errors import PuppetcamError
+from engine.sinks.recorder import ClipRecorder
+
+log = logging.getLogger("puppetcam.app")
+
+AUDIO_RATE = 48000
+
+
+def default_audio_factory(callback):
+    from engine.audio import MicrophoneSource
+
+    return MicrophoneSource(samplerate=AUDIO_RATE, channels=1, callback=callback)
+
+
+class Recording:
+    """``Recording(path, w, h, fps, audio_factory=None)``; ``runner`` goes to the worker; ``stop()``.
+
+    ``audio_factory(callback)`` returns an audio source (``engine.audio.MicrophoneSource`` or a
+    ``ToneSource`` in tests) or None for a silent clip. When the microphone cannot be opened the
+    clip is recorded without sound and ``warning`` says why. ``OutputError`` when the file cannot
+    be created.
+    """
+
+    def __init__(self, path, width: int, height: int, fps: float,
+                 audio_factory: Callable | None = None,
+                 on_error: Callable[[str, str], None] | None = None, queue_size: int = 8):
+        self.path = Path(path)
+        self.warning = ""
+        self.started = time.monotonic()
+        self._audio_blocks: collections.deque = collections.deque(maxlen=400)  # ~8 s at 1024/48k
+        self.audio = None
+        audio_rate = None
+        if audio_factory is not None:
+            try:
+                self.audio = audio_factory(self._on_audio)
+                self.audio.start()
+                audio_rate = self.audio.samplerate
+            except PuppetcamError as exc:
+                self.audio = None
+                self.warning = f"recording without sound: {exc}"
+            except Exception as exc:  # noqa: BLE001 - a sound driver can raise anything
+                log.exception("cannot open the microphone")
+                self.audio = None
+                self.warning = f"recording without sound: the microphone failed ({exc})"
+        try:
+            self.recorder = ClipRecorder(self.path, width, height, fps, audio_rate=audio_rate)
+        except Exception:
+            self._stop_audio()
+            raise
+        self.runner = SinkRunner("recorder", self._write, close_fn=self._close, maxsize=queue_size,
+                                 on_error=on_error, idle=self._drain_audio if self.audio else None)
+
+    @property
+    def has_audio(self) -> bool:
+        return self.recorder.has_audio
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def error(self) -> str:
+        return self.runner.error
+
+    def _on_audio(self, block: np.ndarray, t: float) -> None:  # audio thread: keep it short
+        self._audio_blocks.append((block, t))
+
+    def _drain_audio(self) -> None:
+        if self.recorder.frames_written == 0:  # the clip starts with its first frame
+            return
+        while self._audio_blocks:
+            block, t = self._audio_blocks.popleft()
+            self.recorder.write_audio(block, t)
+
+    def _write(self, image: np.ndarray, t: float) -> None:
+        self.recorder.write(image, t)
+
+    def _close(self) -> None:
+        self._stop_audio()
+        if self.recorder.error is None and not self.recorder.closed:
+            self._drain_audio()
+        self.recorder.close()
+
+    def _stop_audio(self) -> None:
+        audio, self.audio = self.audio, None
+        if audio is not None:
+            try:
+                audio.stop()
+            except Exception:  # noqa: BLE001
+                log.exception("stopping the microphone failed")
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        """Finish the queued frames and finalize the clip (on the sink thread), then join it."""
+        self._stop_audio()
+        return self.runner.stop(timeout)

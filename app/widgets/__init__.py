@@ -1,0 +1,1 @@
+"""Widgets of the main window: avatar gallery, previews, stats graph, settings panel, message bar."""
