@@ -1,0 +1,164 @@
+"""Mesh animator: exact identity, still background, real-media behaviour (re-tracked output)."""
+import numpy as np
+import pytest
+
+from engine.animators import create_animator
+from engine.animators.mesh import MeshAnimator
+from engine.animators.mesh import mouth as mouth_mod
+from engine.animators.mesh.triangulation import NUM_MESH_POINTS, face_triangles, topology
+from engine.animators.mesh.warp import rasterize
+from engine.capture import Frame, VideoFileSource
+from engine.metrics import mouth_aspect_ratio
+from engine.motion import Keypoints, MotionSettings
+from engine.pipeline import Pipeline, PipelineSettings
+from engine.portrait import load_portrait
+from engine.tracking import FaceLandmarks, FaceTracker
+
+
+@pytest.fixture(scope="module")
+def s42(media):
+    return load_portrait(media / "sources" / "s42.jpg")
+
+
+@pytest.fixture(scope="module")
+def s9(media):
+    return load_portrait(media / "sources" / "s9.jpg")
+
+
+def test_topology_is_a_manifold_disk_with_holes_filled():
+    tris = face_triangles()
+    # Face Mesh's tesselation: 468 vertices, a disk with 3 holes (eyes, mouth): V - E + F = -2.
+    edges = {tuple(sorted(e)) for t in tris for e in ((t[0], t[1]), (t[1], t[2]), (t[0], t[2]))}
+    assert NUM_MESH_POINTS - len(edges) + len(tris) == -2
+    topo = topology()
+    # with both eyes and the mouth filled, every mesh edge but the face oval is shared by 2 triangles
+    count = {}
+    for t in topo.triangles:
+        for e in ((t[0], t[1]), (t[1], t[2]), (t[0], t[2])):
+            e = tuple(sorted(e))
+            count[e] = count.get(e, 0) + 1
+    assert max(count.values()) == 2
+    assert topo.triangles.max() == NUM_MESH_POINTS + topo.num_ring_points - 1
+
+
+def test_identity_motion_returns_the_source_exactly(s42, s9):
+    for portrait in (s42, s9):
+        animator = MeshAnimator()
+        kp = animator.set_source(portrait)
+        out = animator.render(kp)
+        assert out.shape == portrait.image.shape and out.dtype == np.uint8
+        assert np.abs(out.astype(int) - portrait.image).max() <= 1
+
+
+def test_only_the_mouth_moves_when_only_the_mouth_moves(s9):
+    animator = MeshAnimator()
+    kp = animator.set_source(s9)
+    value = kp.value.copy()
+    lower = [14, 87, 178, 88, 95, 317, 402, 318, 324, 17, 84, 181, 91, 146, 314, 405, 321, 375]
+    value[lower, 1] += 6.0
+    out = animator.render(Keypoints(value))
+    diff = np.abs(out.astype(int) - s9.image).max(axis=2)
+    ys, xs = np.nonzero(diff > 1)
+    mouth_c = s9.landmarks.xy[13]
+    iod = np.linalg.norm(s9.landmarks.xy[33] - s9.landmarks.xy[263])
+    assert len(ys) > 100
+    # everything that changed lies around the mouth; eyes, forehead and background are untouched
+    dist = np.hypot(xs - mouth_c[0], ys - mouth_c[1])
+    assert dist.max() < 1.2 * iod
+
+
+def test_head_motion_leaves_the_background_still(s9):
+    animator = MeshAnimator()
+    kp = animator.set_source(s9)
+    out = animator.render(Keypoints(kp.value + np.float32([12.0, -6.0])))
+    diff = np.abs(out.astype(int) - s9.image).max(axis=2)
+    x0, y0, x1, y1 = animator._roi
+    outside = np.ones_like(diff, bool)
+    outside[y0:y1, x0:x1] = False
+    assert diff[outside].max() == 0
+    # ... while the face itself moved with the head: the nose tip region now matches the shifted source
+    nx, ny = np.round(s9.landmarks.xy[4]).astype(int)
+    patch_out = out[ny - 6 - 6:ny + 6 - 6, nx - 6 + 12:nx + 6 + 12].astype(int)
+    patch_src = s9.image[ny - 6:ny + 6, nx - 6:nx + 6].astype(int)
+    assert np.abs(patch_out - patch_src).mean() < 4
+    assert np.abs(out[ny - 6:ny + 6, nx - 6:nx + 6].astype(int) - patch_src).mean() > 8  # it did move
+
+
+def test_wider_mouth_draws_a_dark_cavity_not_stretched_lips(s42):
+    animator = MeshAnimator()
+    kp = animator.set_source(s42)
+    pts = kp.value.copy()
+    width = np.linalg.norm(pts[78] - pts[308])
+    # open the jaw: inner lower lip, outer lower lip and chin points go down
+    lower = list(mouth_mod.LOWER[1:-1]) + [17, 84, 181, 91, 146, 314, 405, 321, 375, 152, 148, 176, 377, 400, 199, 200, 175]
+    pts[lower, 1] += 0.45 * width
+    out = animator.render(Keypoints(pts))
+    inner = np.round(0.5 * (pts[13] + pts[14])).astype(int)
+    cavity = out[inner[1] - 2:inner[1] + 3, inner[0] - 3:inner[0] + 4].astype(float).mean()
+    lips = s42.image[np.round(pts[[0, 17], 1]).astype(int), np.round(pts[[0, 17], 0]).astype(int)].mean()
+    assert cavity < 0.5 * lips
+    with FaceTracker(still=True) as tracker:
+        face = tracker.track(out)
+    assert isinstance(face, FaceLandmarks)
+    assert mouth_aspect_ratio(face.points) > mouth_aspect_ratio(s42.landmarks.points) + 0.15
+
+
+def test_follows_real_driver_blinks_mouth_and_head(media, s42):
+    from engine.evaluation import evaluate
+
+    r = evaluate(media / "sources" / "s42.jpg", media / "driving" / "d3.mp4", max_frames=60, portrait=s42)
+    assert r.output_faces == r.frames == 60
+    assert r.eye_corr >= 0.85 and 0.6 <= r.eye_amplitude <= 1.4  # d3: a wink and a squint in 60 frames
+    assert r.mouth_corr >= 0.85 and 0.6 <= r.mouth_amplitude <= 1.4
+    assert "yaw" in r.moving_axes and r.pose_corr["yaw"] >= 0.9
+
+
+def test_absolute_mode_keeps_the_face_where_the_portrait_has_it(media, s42):
+    settings = PipelineSettings(motion=MotionSettings(relative=False))
+    pipeline = Pipeline(create_animator("mesh"), s42, settings)
+    src_c = s42.landmarks.xy.mean(axis=0)
+    iod = np.linalg.norm(s42.landmarks.xy[33] - s42.landmarks.xy[263])
+    with FaceTracker(still=True) as tracker:
+        for i, frame in enumerate(VideoFileSource(media / "driving" / "d0.mp4", max_frames=30)):
+            res = pipeline.process(Frame(frame.image, i / 25, i))
+            if i % 10 == 9:
+                face = tracker.track(res.animated)
+                assert isinstance(face, FaceLandmarks)
+                assert np.linalg.norm(face.xy.mean(axis=0) - src_c) < 0.5 * iod
+    pipeline.close()
+
+
+def test_odd_landmark_layouts_do_not_crash(media):
+    dog = load_portrait(media / "non-faces" / "dog.jpg")  # Face Mesh finds a "face" on the dog
+    animator = MeshAnimator()
+    kp = animator.set_source(dog)
+    assert np.abs(animator.render(kp).astype(int) - dog.image).max() <= 1
+    rng = np.random.default_rng(0)
+    for scale in (2.0, 30.0, 300.0):
+        out = animator.render(Keypoints(kp.value + rng.normal(0, scale, kp.value.shape).astype(np.float32)))
+        assert out.shape == dog.image.shape and out.dtype == np.uint8
+    # collapsed, non-finite and out-of-image targets
+    for value in (np.zeros_like(kp.value), np.full_like(kp.value, np.nan), kp.value * 50):
+        assert animator.render(Keypoints(value)).shape == dog.image.shape
+    drv = animator.driving_keypoints(None, FaceLandmarks(np.zeros((478, 3), np.float32), (10, 10)))
+    assert np.all(np.isfinite(drv.value))
+
+
+def test_rasterize_reproduces_a_global_affine_map():
+    rng = np.random.default_rng(1)
+    src = rng.uniform(20, 180, (60, 2))
+    from scipy.spatial import Delaunay
+
+    tris = Delaunay(src).simplices.astype(np.int32)
+    a = np.array([[1.1, 0.2], [-0.1, 0.9]])
+    t = np.array([5.0, -3.0])
+    dst = src @ a.T + t
+    sign = np.sign(np.cross(src[tris[:, 1]] - src[tris[:, 0]], src[tris[:, 2]] - src[tris[:, 0]]))
+    warp = rasterize(src, dst, tris, sign.astype(float), (0, 0, 200, 200), 2)
+    covered = warp.tri_id >= 0
+    assert covered.mean() > 0.4
+    # every covered cell maps back through the inverse affine
+    centres = np.stack(np.meshgrid(np.arange(warp.tri_id.shape[1]), np.arange(warp.tri_id.shape[0])), -1)
+    pix = -2 - 0.5 + 1.0 + 2.0 * centres  # cell centre positions (grid starts one cell before the ROI)
+    expect = (pix - t) @ np.linalg.inv(a).T
+    assert np.abs(warp.map_xy[covered] - expect[covered]).max() < 1e-3
