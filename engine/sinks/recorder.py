@@ -63,6 +63,16 @@ def ensure_writable(path) -> Path:
     return path
 
 
+def _drop_priming(packets):
+    """Drop AAC's priming packet (pts < 0: the encoder's delay, decoded as silence).
+
+    A fragmented MP4 has no edit list to skip it, so the muxer would instead shift *every* stream
+    by 1024 samples: the video would start at 21 ms and report a wrong average fps. Without it the
+    audio lands exactly on its timestamps; only its first 21 ms decode slightly faded in.
+    """
+    return [p for p in packets if p.pts is None or p.pts >= 0]
+
+
 class _TrackedFile:
     """Unbuffered file for PyAV that remembers the first write error (disk full, I/O error)."""
 
@@ -112,12 +122,15 @@ class ClipRecorder:
     ``ClipRecorder(path, width, height, fps=30.0, audio_rate=None, audio_channels=1)``; then
     ``write(image, t=None)`` per frame, ``write_audio(samples, t=None)`` per audio block, ``close()``.
     Frames of another size than (width, height) are fitted in (aspect kept, letterboxed).
+    ``start_time``: the capture time that is 0 s in the clip (default: the first ``t`` written).
+    ``threads``: encoder threads (0 = automatic). Raises ``OutputError`` when the file cannot be
+    written, at creation or later (disk full); the part written so far then stays playable.
     """
 
     def __init__(self, path, width: int, height: int, fps: float = 30.0, *,
                  audio_rate: int | None = None, audio_channels: int = 1,
                  crf: int = 20, preset: str = "veryfast", gop_seconds: float = 1.0,
-                 start_time: float | None = None):
+                 start_time: float | None = None, threads: int = 0):
         import av
 
         self.path = Path(path)
@@ -146,7 +159,12 @@ class ClipRecorder:
             vs.time_base = self._time_base
             vs.codec_context.time_base = self._time_base
             vs.codec_context.gop_size = max(1, round(self.fps * gop_seconds))
+            # No B-frames: a fragmented MP4 has no edit list to hide their decoding delay, so
+            # the video would start 2 frames late against the audio; also lower latency.
+            vs.codec_context.max_b_frames = 0
             vs.options = {"crf": str(crf), "preset": preset}
+            if threads:
+                vs.codec_context.thread_count = int(threads)  # 0 = as many as the encoder likes
             self._video = vs
             self._audio = None
             if audio_rate:
@@ -158,6 +176,9 @@ class ClipRecorder:
                 self._audio_layout = layout
                 aus = self._container.add_stream("aac", rate=self.audio_rate, layout=layout)
                 aus.time_base = Fraction(1, self.audio_rate)
+                # FFmpeg's AAC encoder defaults to ~69 kb/s here, where it audibly clicks on
+                # clean tones; 128 kb/s per channel (up to 256) is clean.
+                aus.bit_rate = min(256_000, 128_000 * self.audio_channels)
                 self._audio = aus
                 self._audio_buffer = np.zeros((0, self.audio_channels), np.float32)
                 self._audio_pos = 0  # samples placed on the timeline so far (incl. buffered)
@@ -270,7 +291,7 @@ class ClipRecorder:
         frame.pts = self.audio_samples_written
         frame.time_base = Fraction(1, self.audio_rate)
         self.audio_samples_written += len(block)
-        self._mux(self._audio.encode(frame))
+        self._mux(_drop_priming(self._audio.encode(frame)))
 
     # ------------------------------------------------------------------ muxing / errors
     def _mux(self, packets) -> None:
@@ -332,7 +353,7 @@ class ClipRecorder:
                 self._encode_audio(block)
             self._mux(self._video.encode(None))
             if self._audio is not None:
-                self._mux(self._audio.encode(None))
+                self._mux(_drop_priming(self._audio.encode(None)))
             self._container.close()
         except OutputError:
             raise
