@@ -345,21 +345,50 @@ def cmd_eval(args) -> int:
     if args.every_n is not None:
         kwargs["every_n"] = args.every_n
     if options:
-        if "engine_options" in params:
-            kwargs["engine_options"] = options
-        else:
-            kwargs.update(options)
+        if "engine_options" not in params:
+            raise UsageError("eval cannot pass --checkpoint/--config/--random-weights to the engine yet "
+                             "(engine.evaluation.evaluate takes no engine options)")
+        kwargs["engine_options"] = options
     report = evaluate(args.source, args.driving, **kwargs)
     data = _report_dict(report)
     if args.json:
         print(json.dumps(data, default=_json_default))
     else:
-        text = report.summary() if hasattr(report, "summary") else None
-        if isinstance(text, (list, tuple)):
-            text = "\n".join(text)
-        print(text or "\n".join(f"{k}: {v}" for k, v in data.items()))
+        print("\n".join(_report_lines(data)))
         print(f"contact sheet: {sheet}")
     return EXIT_OK
+
+
+def _report_lines(d: dict) -> list[str]:
+    """A QualityReport as a few readable lines (unknown fields are listed as they are)."""
+    def f(key, fmt="{:.2f}"):
+        v = d.get(key)
+        return "n/a" if v is None else (fmt.format(v) if isinstance(v, (int, float)) else str(v))
+
+    known = {"source", "driving", "engine", "frames", "driver_faces", "output_faces", "eye_corr",
+             "eye_amplitude", "mouth_corr", "mouth_amplitude", "pose_corr", "pose_range_deg",
+             "pose_error_deg", "jitter_output", "jitter_driver", "jitter_ratio", "engine_ms",
+             "contact_sheet", "moving_axes", "failures"}
+    lines = [f"eval: {d.get('engine', '?')} engine, {d.get('source', '?')} x {d.get('driving', '?')}, "
+             f"{d.get('frames', '?')} frames (face found: driver {d.get('driver_faces', '?')}, "
+             f"output {d.get('output_faces', '?')})",
+             f"  eyes:  correlation {f('eye_corr')}, amplitude ratio {f('eye_amplitude')}",
+             f"  mouth: correlation {f('mouth_corr')}, amplitude ratio {f('mouth_amplitude')}"]
+    corr, rng, err = d.get("pose_corr") or {}, d.get("pose_range_deg") or {}, d.get("pose_error_deg") or {}
+    for axis in corr:
+        c = corr.get(axis)
+        lines.append(f"  {axis:<5}  correlation {'n/a' if c is None else f'{c:.2f}'}, driver range "
+                     f"{rng.get(axis, float('nan')):.1f} deg, mean error {err.get(axis, float('nan')):.1f} deg")
+    lines.append(f"  jitter: output {f('jitter_output', '{:.3f}')}, driver {f('jitter_driver', '{:.3f}')}, "
+                 f"ratio {f('jitter_ratio')}")
+    lines.append(f"  engine: {f('engine_ms')} ms per frame (median, tracking excluded)")
+    for key, value in d.items():
+        if key not in known:
+            lines.append(f"  {key}: {value}")
+    failures = d.get("failures")
+    if failures is not None:
+        lines.append("targets: all met" if not failures else "targets missed: " + "; ".join(failures))
+    return lines
 
 
 def _report_dict(report) -> dict:
