@@ -380,6 +380,8 @@ class WorkerOutput:
     alignment: float | None  # 0..100 pose match between driver and avatar, None without a face
     latency_ms: float
     passthrough: bool
+    timings_ms: dict | None = None  # the pipeline's per-stage times for this frame
+    wait_ms: float = 0.0  # capture stamp -> the worker picked the frame up
 
 
 class WorkerThread(threading.Thread):
@@ -528,6 +530,8 @@ class WorkerThread(threading.Thread):
                 self._report_error(f"cannot {description or 'apply the change'}: {exc}")
 
     def _process(self, frame: Frame) -> None:
+        wait_ms = (time.monotonic() - frame.t_capture) * 1e3
+        timings = None
         try:
             if self.passthrough:
                 output = self.pipeline.compositor.compose(frame.image)
@@ -535,6 +539,7 @@ class WorkerThread(threading.Thread):
             else:
                 result = self.pipeline.process(frame)
                 output, face, held, calibrated_now = result.output, result.face, result.held, result.calibrated_now
+                timings = result.timings_ms
                 if self.auto_calibrate_on_steady and self._steady is not None and not held:
                     if self._steady.update(face):  # the first steady frame becomes the reference
                         self.pipeline.calibrate()
@@ -562,7 +567,8 @@ class WorkerThread(threading.Thread):
         if self.on_output is not None:
             self.on_output(WorkerOutput(frame=frame, output=output, face=face, held=held,
                                         calibrated_now=calibrated_now, alignment=alignment,
-                                        latency_ms=latency_ms, passthrough=self.passthrough))
+                                        latency_ms=latency_ms, passthrough=self.passthrough,
+                                        timings_ms=timings, wait_ms=wait_ms))
 
     def _report_error(self, message: str) -> None:
         self.last_error = message

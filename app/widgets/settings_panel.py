@@ -55,7 +55,7 @@ class SettingsPanel(QWidget):
         self.passthrough = self._check("Pass-through (send the real camera)", "passthrough")
         self.size = QComboBox()
         for w, h in OUTPUT_SIZES:
-            self.size.addItem(f"{w} × {h}", (w, h))
+            self.size.addItem(f"{w} × {h}", f"{w}x{h}")
         self.size.currentIndexChanged.connect(lambda _: self._emit("output_size"))
         self.fps = QComboBox()
         for f in OUTPUT_FPS:
@@ -151,7 +151,7 @@ class SettingsPanel(QWidget):
                 getattr(self, name).setChecked(bool(getattr(s, name)))
             self.smoothing.setValue(int(s.smoothing))
             self._on_smoothing(self.smoothing.value())
-            self._select(self.size, (s.output_width, s.output_height))
+            self._select(self.size, f"{s.output_width}x{s.output_height}")
             self._select(self.fps, s.output_fps)
             self._select(self.engine, s.engine)
             self._select(self.device, s.device)
@@ -164,8 +164,8 @@ class SettingsPanel(QWidget):
             if combo.itemData(i) == data:
                 combo.setCurrentIndex(i)
                 return
-        if isinstance(data, tuple):  # a size from the command line or an older version
-            combo.addItem(f"{data[0]} × {data[1]}", data)
+        if isinstance(data, str) and "x" in data:  # a size that is not in the list
+            combo.addItem(data.replace("x", " × "), data)
             combo.setCurrentIndex(combo.count() - 1)
 
     def store(self, s: AppSettings) -> None:
@@ -173,7 +173,7 @@ class SettingsPanel(QWidget):
                      "passthrough", "record_audio", "show_landmarks", "show_overlay"):
             setattr(s, name, getattr(self, name).isChecked())
         s.smoothing = self.smoothing.value()
-        s.output_width, s.output_height = self.size.currentData()
+        s.output_width, s.output_height = (int(v) for v in self.size.currentData().split("x"))
         s.output_fps = int(self.fps.currentData())
         s.engine = self.engine.currentData()
         s.device = self.device.currentData()
