@@ -105,23 +105,23 @@ def rasterize(src_pts: np.ndarray, dst_pts: np.ndarray, triangles: np.ndarray, s
     x_hi = np.minimum(np.floor(xr + 1e-4), gw - 1)
     good = np.isfinite(x_lo) & np.isfinite(x_hi) & (x_hi >= x_lo)
     r_t, r_y, x_lo, x_hi = r_t[good], r_y[good].astype(np.int64), x_lo[good].astype(np.int64), x_hi[good].astype(np.int64)
-    n = x_hi - x_lo + 1
-    c_r = np.repeat(np.arange(n.size), n)
-    px = np.arange(c_r.size) - np.repeat(np.cumsum(n) - n, n) + x_lo[c_r]
-    py = r_y[c_r]
-    t = idx[r_t[c_r]]
-    # source = triangle's affine map of the cell: s0 + l1 (s1 - s0) + l2 (s2 - s0), composed per triangle
+    # per row: the triangle's affine map (grid -> source) with the row's y folded into the offset
     s_t = src_pts[triangles[idx]]
     e = np.stack([s_t[:, 1] - s_t[:, 0], s_t[:, 2] - s_t[:, 0]], axis=2)  # (K, 2, 2) columns e1 e2
     m = e @ aff[idx]  # (K, 2, 3): grid (x, y, 1) -> source offset from s0
     m[:, :, 2] += s_t[:, 0]
-    m = m.astype(np.float32)[r_t[c_r]]
-    pxf = px.astype(np.float32)
-    pyf = py.astype(np.float32)
-    sx = m[:, 0, 0] * pxf + m[:, 0, 1] * pyf + m[:, 0, 2]
-    sy = m[:, 1, 0] * pxf + m[:, 1, 1] * pyf + m[:, 1, 2]
+    mr = m[r_t]
+    ax, bx = mr[:, 0, 0], mr[:, 0, 1] * r_y + mr[:, 0, 2]
+    ay, by = mr[:, 1, 0], mr[:, 1, 1] * r_y + mr[:, 1, 2]
+    n = x_hi - x_lo + 1
+    c_r = np.repeat(np.arange(n.size), n)
+    px = np.arange(c_r.size) - np.repeat(np.cumsum(n) - n, n) + x_lo[c_r]
+    flat = r_y[c_r] * gw + px
+    pxf = px.astype(np.float64)
+    sx = ax[c_r] * pxf + bx[c_r]
+    sy = ay[c_r] * pxf + by[c_r]
+    t = idx[r_t[c_r]]
     # Later triangles (nearer) overwrite earlier ones: numpy assigns repeated indices in order.
-    flat = py * gw + px
     map_xy.reshape(-1, 2)[flat, 0] = sx
     map_xy.reshape(-1, 2)[flat, 1] = sy
     tri_id.reshape(-1)[flat] = t
