@@ -309,14 +309,20 @@ def cmd_bench(args) -> int:
         from engine.animators import create_animator
 
         _check_engine_can_drive(create_animator(args.engine, **options), "demo")
-    bar = _progress(args.frames + min(10, args.frames // 5), "bench", args.quiet or args.json)
+    bars = []  # made on the first frame, so input errors print alone
+
+    def progress(n: int) -> None:
+        if not bars:
+            bars.append(_progress(args.frames + min(10, args.frames // 5), "bench", args.quiet or args.json))
+        bars[0].update(1)
+
     try:
         result = run_bench(args.source, args.driving, engine=args.engine, frames=args.frames,
                            output_size=args.output_size, encode=not args.no_encode,
-                           engine_options=options, settings=pipeline_settings(args),
-                           progress=lambda n: bar.update(1))
+                           engine_options=options, settings=pipeline_settings(args), progress=progress)
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
     if args.json:
         print(json.dumps(result.to_dict()))
     else:

@@ -1,0 +1,186 @@
+"""The command line's contract: flags, exit codes, one-line errors, JSON, the GUI hand-off."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import av
+import cv2
+import pytest
+
+from engine import cli
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(capsys, *args) -> tuple[int, str, str]:
+    rc = cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def small_portrait(media, tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "mona-small.jpg"
+    image = cv2.imread(str(media / "sources" / "s9.jpg"))
+    cv2.imwrite(str(path), cv2.resize(image, (361, 641), interpolation=cv2.INTER_AREA))  # odd on purpose
+    return path
+
+
+def test_help_lists_the_contract_flags(capsys):
+    rc, out, _ = run(capsys, "--help")
+    assert rc == 0 and all(word in out for word in ("render", "bench", "eval"))
+    rc, out, _ = run(capsys, "render", "--help")
+    assert rc == 0
+    for flag in ("--source", "--driving", "--output", "--engine", "--absolute", "--no-adapt-scale",
+                 "--max-frames", "--checkpoint", "--config", "--random-weights"):
+        assert flag in out
+    rc, out, _ = run(capsys, "bench", "--help")
+    for flag in ("--frames", "--json", "--output-size", "--engine"):
+        assert flag in out
+    rc, out, _ = run(capsys, "eval", "--help")
+    for flag in ("--json", "--contact-sheet", "--max-frames"):
+        assert flag in out
+    rc, out, _ = run(capsys, "--version")
+    assert rc == 0 and out.startswith("puppetcam ")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["render", "--source", "x.jpg"], "required"),
+    (["render", "--source", "x.jpg", "--driving", "demo", "-o", "o.mp4", "--engine", "nope"], "invalid choice"),
+    (["render", "--source", "x.jpg", "--driving", "demo", "-o", "o.mp4", "--max-frames", "0"], "at least 1"),
+    (["bench", "--source", "x.jpg", "--driving", "demo", "--output-size", "big"], "WIDTHxHEIGHT"),
+    (["bench", "--source", "x.jpg", "--driving", "demo", "--frames", "ten"], "whole number"),
+])
+def test_usage_errors_exit_2_with_one_line(capsys, args, needle):
+    rc, out, err = run(capsys, *args)
+    assert rc == 2 and out == ""
+    assert needle in one_line(err)
+
+
+def test_missing_inputs_exit_2(capsys, small_portrait, tmp_path):
+    rc, _, err = run(capsys, "render", "--source", tmp_path / "none.jpg", "--driving", "demo",
+                     "-o", tmp_path / "a.mp4")
+    assert rc == 2 and "source image not found" in one_line(err)
+    rc, _, err = run(capsys, "render", "--source", small_portrait, "--driving", tmp_path / "none.mp4",
+                     "-o", tmp_path / "a.mp4")
+    assert rc == 2 and "driving video not found" in one_line(err)
+    rc, _, err = run(capsys, "bench", "--source", small_portrait, "--driving", tmp_path / "none.mp4")
+    assert rc == 2 and "driving video not found" in one_line(err)
+
+
+def test_fomm_flags_need_the_fomm_engine(capsys, small_portrait, tmp_path):
+    rc, _, err = run(capsys, "render", "--source", small_portrait, "--driving", "demo", "-o", tmp_path / "a.mp4",
+                     "--checkpoint", "vox.pth.tar", "--config", "vox-256.yaml")
+    assert rc == 2 and "--checkpoint, --config only apply to --engine fomm" in one_line(err)
+    assert not (tmp_path / "a.mp4").exists()
+
+
+def test_fomm_cannot_run_on_the_demo_driver(capsys, small_portrait, tmp_path):
+    rc, _, err = run(capsys, "render", "--source", small_portrait, "--driving", "demo", "-o", tmp_path / "a.mp4",
+                     "--engine", "fomm", "--random-weights", "--max-frames", "2")
+    line = one_line(err)
+    assert rc == 2
+    try:
+        import engine.animators.fomm  # noqa: F401
+    except ImportError:
+        assert "fomm engine" in line  # not installed/built yet: says so
+    else:
+        assert "needs driving images" in line
+
+
+def test_render_demo_in_a_subprocess(small_portrait, tmp_path):
+    """The real program, end to end: summary on stdout, H.264 at the driver's fps, even size."""
+    out = tmp_path / "demo.mp4"
+    result = subprocess.run([sys.executable, "-m", "engine", "render", "--source", str(small_portrait),
+                             "--driving", "demo", "--max-frames", "20", "-o", str(out)],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    summary = result.stdout.strip().splitlines()
+    assert len(summary) == 1
+    assert summary[0].startswith("rendered 20 frames, 360x640 at 30 fps")
+    assert "frames without a face held: 0" in summary[0]
+    with av.open(str(out)) as c:
+        stream = c.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        assert (stream.codec_context.width, stream.codec_context.height) == (360, 640)
+        assert float(stream.average_rate) == 30
+        assert sum(1 for _ in c.decode(video=0)) == 20
+
+
+def test_console_script_is_installed():
+    exe = shutil.which("puppetcam", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip("the puppetcam console script is not installed in this environment (pip install -e .)")
+    result = subprocess.run([exe, "render", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "--driving" in result.stdout
+
+
+def test_bench_json_last_line(capsys, small_portrait, media):
+    rc, out, err = run(capsys, "bench", "--source", small_portrait, "--driving", media / "driving" / "d0.mp4",
+                       "--frames", "12", "--json", "--output-size", "640x360")
+    assert rc == 0, err
+    data = json.loads(out.strip().splitlines()[-1])
+    assert set(data["stages"]) == {"decode", "track", "motion", "animate", "composite", "encode"}
+    assert all(v >= 0 for v in data["stages"].values())
+    assert data["stages"]["track"] > 0.3 and data["stages"]["animate"] > 0.1  # real work was timed
+    assert data["ms_per_frame"] >= data["stages"]["animate"]
+    assert data["fps"] > 0 and data["peak_rss_mb"] > 50
+    assert data["frames"] == 12 and data["output_size"] == [640, 360]
+
+
+def test_bench_human_with_the_demo_driver(capsys, small_portrait):
+    rc, out, err = run(capsys, "bench", "--source", small_portrait, "--driving", "demo", "--frames", "10",
+                       "--no-encode", "--quiet")
+    assert rc == 0, err
+    assert "output 1280x720" in out and "peak RSS" in out
+    assert "animate" in out and "encode" not in out.split("engine path")[0]
+
+
+def test_eval_json_and_contact_sheet(capsys, small_portrait, media, tmp_path):
+    pytest.importorskip("engine.evaluation", reason="engine.evaluation is not in this checkout")
+    sheet = tmp_path / "sheet.png"
+    rc, out, err = run(capsys, "eval", "--source", small_portrait, "--driving", media / "driving" / "d0.mp4",
+                       "--max-frames", "8", "--json", "--contact-sheet", sheet)
+    assert rc == 0, err
+    data = json.loads(out.strip().splitlines()[-1])
+    assert data["frames"] == 8
+    for key in ("eye_corr", "mouth_corr", "eye_amplitude", "mouth_amplitude", "pose_corr"):
+        assert key in data
+    image = cv2.imread(str(sheet))
+    assert image is not None and image.shape[0] > 64 and image.shape[1] > 64
+    rc, _, err = run(capsys, "eval", "--source", small_portrait, "--driving", media / "driving" / "d0.mp4",
+                     "--contact-sheet", tmp_path / "no" / "dir" / "s.png")
+    assert rc == 2 and "cannot write contact sheet" in one_line(err)
+    rc, _, err = run(capsys, "eval", "--source", small_portrait, "--driving", "demo")
+    assert rc == 2 and "needs a driving video" in one_line(err)
+
+
+def test_no_subcommand_hands_argv_to_the_app(capsys, monkeypatch):
+    calls = []
+    fake = types.ModuleType("app.main")
+    fake.main = lambda argv=None: calls.append(argv) or 7
+    monkeypatch.setitem(sys.modules, "app.main", fake)
+    gui_args = ["--source", "assets/avatars/mona-lisa.jpg", "--camera", "demo", "--start-recording",
+                "--record-to", "/tmp/clip.mp4", "--quit-after", "1", "--minimized"]
+    assert cli.main(gui_args) == 7
+    assert cli.main([]) == 7
+    assert calls == [gui_args, []]
+
+
+def test_no_subcommand_without_the_app(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "app.main", None)  # import fails as if app/main.py did not exist
+    assert cli.main(["--camera", "0"]) == 0
+    assert "not available" in capsys.readouterr().out
