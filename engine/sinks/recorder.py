@@ -16,7 +16,9 @@ the file is cut back to its last complete fragment, so the part written so far s
 from __future__ import annotations
 
 import errno
+import functools
 import os
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -116,6 +118,14 @@ class _TrackedFile:
         return self._f.closed
 
 
+def _locked(method):
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
 class ClipRecorder:
     """Writes RGB frames (and optionally float32 audio) to a fragmented H.264/AAC MP4.
 
@@ -125,6 +135,8 @@ class ClipRecorder:
     ``start_time``: the capture time that is 0 s in the clip (default: the first ``t`` written).
     ``threads``: encoder threads (0 = automatic). Raises ``OutputError`` when the file cannot be
     written, at creation or later (disk full); the part written so far then stays playable.
+    ``write``, ``write_audio`` and ``close`` may be called from different threads (a video sink
+    and an audio callback): they take turns on an internal lock.
     """
 
     def __init__(self, path, width: int, height: int, fps: float = 30.0, *,
@@ -144,6 +156,7 @@ class ClipRecorder:
         self._last_pts = -1
         self._good_size = 0  # file size at the end of the last complete fragment
         self._compositor = None
+        self._lock = threading.RLock()
 
         try:
             self._file = _TrackedFile(self.path)
@@ -203,6 +216,7 @@ class ClipRecorder:
         return (self._last_pts + 1) / self.fps if self._last_pts >= 0 else 0.0
 
     # ------------------------------------------------------------------ video
+    @_locked
     def write(self, image: np.ndarray, t: float | None = None) -> None:
         """Encode one RGB uint8 (H, W, 3) frame. ``t``: its capture time (seconds), or None.
 
@@ -242,6 +256,7 @@ class ClipRecorder:
         return self._compositor.compose(image)
 
     # ------------------------------------------------------------------ audio
+    @_locked
     def write_audio(self, samples: np.ndarray, t: float | None = None) -> None:
         """Add audio: float32 samples in [-1, 1], shape (n, channels) (or (n,) for mono).
 
@@ -341,6 +356,7 @@ class ClipRecorder:
                 pass
             f.close()
 
+    @_locked
     def close(self) -> None:
         """Flush the encoders and finalize the file. Safe to call twice, or after an error."""
         import av
@@ -378,4 +394,5 @@ class ClipRecorder:
         if self.error is None:
             self.close()
         else:
-            self._abort()
+            with self._lock:
+                self._abort()

@@ -184,3 +184,20 @@ def test_no_subcommand_without_the_app(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "app.main", None)  # import fails as if app/main.py did not exist
     assert cli.main(["--camera", "0"]) == 0
     assert "not available" in capsys.readouterr().out
+
+
+def test_motion_flags_change_the_render(capsys, small_portrait, media, tmp_path):
+    """--absolute and --no-adapt-scale reach the motion stage: each gives a different clip."""
+    def last_frame(*flags):
+        out = tmp_path / f"m{len(flags)}{'-'.join(flags)}.mp4"
+        rc, _, err = run(capsys, "render", "--source", small_portrait, "--driving", media / "driving" / "d0.mp4",
+                         "--max-frames", "30", "-o", out, "--quiet", *flags)
+        assert rc == 0, err
+        with av.open(str(out)) as c:
+            return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)][-1].astype(int)
+
+    relative = last_frame()
+    absolute = last_frame("--absolute")
+    unscaled = last_frame("--no-adapt-scale")
+    assert abs(relative - absolute).mean() > 0.5
+    assert abs(relative - unscaled).mean() > 0.1

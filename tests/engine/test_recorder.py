@@ -215,3 +215,29 @@ def test_disk_full_reported_by_the_file_layer(tmp_path, d0_frames, monkeypatch):
     assert 25 <= len(decoded) < rec.frames_written
     with pytest.raises(OutputError, match="disk full"):
         rec.write(d0_frames[0])  # the recorder stays failed, with the same message
+
+
+def test_video_and_audio_from_two_threads(tmp_path, d0_frames):
+    """The app's shape: a video sink thread and an audio callback thread share one recorder."""
+    import threading
+
+    path = tmp_path / "threads.mp4"
+    rate, t0 = 16000, 500.0
+    rec = ClipRecorder(path, 512, 512, fps=25, audio_rate=rate, start_time=t0)
+    tone = sine(2.0, rate, amp=0.3)
+
+    def audio():
+        for k in range(0, len(tone), 320):
+            rec.write_audio(tone[k:k + 320], t=t0 + k / rate)
+
+    thread = threading.Thread(target=audio)
+    thread.start()
+    for i, image in enumerate(d0_frames):
+        rec.write(image, t=t0 + i / 25)
+    thread.join()
+    rec.close()
+    decoded, info, samples = decode(path)
+    assert len(decoded) == 50 and info["pts"][-1] == pytest.approx(49 / 25, abs=1e-3)
+    assert len(samples) / rate == pytest.approx(2.0, abs=0.07)
+    n = len(tone)
+    assert np.abs(samples[1024:n - 1024, 0] - tone[1024:n - 1024, 0]).max() < 0.05
