@@ -1,6 +1,8 @@
 """One recording: a ClipRecorder fed by a sink thread, plus (optionally) microphone audio.
 
-The recorder is not thread-safe, so video frames *and* audio blocks are written on the sink's own
+Clips are constant frame rate: when the engine skipped a frame slot (a late frame), the previous
+frame is repeated in it (up to ``MAX_FILL_S``), so every editor and player sees a plain 30 fps clip
+whose duration is the recording's real duration. The recorder is not thread-safe, so video frames *and* audio blocks are written on the sink's own
 thread: the audio callback only appends to a bounded deque, which the sink drains before each frame
 and when idle. The clip's timeline starts at the first video frame; audio captured before it is cut.
 """
@@ -21,6 +23,7 @@ from engine.sinks.recorder import ClipRecorder
 log = logging.getLogger("puppetcam.app")
 
 AUDIO_RATE = 48000
+MAX_FILL_S = 1.0  # a longer stall (a frozen camera) leaves a gap instead of a burst of repeats
 
 
 def default_audio_factory(callback):
@@ -44,6 +47,11 @@ class Recording:
         self.path = Path(path)
         self.warning = ""
         self.started = time.monotonic()
+        self.fps = float(fps)
+        self.repeated_frames = 0  # slots filled with the previous frame
+        self._t0: float | None = None
+        self._last_slot = -1
+        self._last_image: np.ndarray | None = None
         self._audio_blocks: collections.deque = collections.deque(maxlen=400)  # ~8 s at 1024/48k
         self.audio = None
         audio_rate = None
@@ -90,7 +98,16 @@ class Recording:
             self.recorder.write_audio(block, t)
 
     def _write(self, image: np.ndarray, t: float) -> None:
+        if self._t0 is None:
+            self._t0 = t
+        slot = round((t - self._t0) * self.fps)
+        if self._last_image is not None and slot - self._last_slot - 1 <= MAX_FILL_S * self.fps:
+            for k in range(self._last_slot + 1, slot):  # a skipped slot: hold the previous frame
+                self.recorder.write(self._last_image, self._t0 + k / self.fps)
+                self.repeated_frames += 1
         self.recorder.write(image, t)
+        if slot > self._last_slot:
+            self._last_slot, self._last_image = slot, image
 
     def _close(self) -> None:
         self._stop_audio()
