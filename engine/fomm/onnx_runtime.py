@@ -130,6 +130,8 @@ class OnnxFomm:
 
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # idle ORT worker threads must not spin: the app runs torch, the tracker and the UI beside it
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if self.threads:
             opts.intra_op_num_threads = int(self.threads)
             opts.inter_op_num_threads = 1

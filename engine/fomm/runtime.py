@@ -1,0 +1,96 @@
+"""One object for live use: models on a device, per-source cache, torch / ONNX Runtime backends,
+and the CUDA fp16 autocast option with automatic fall back to fp32."""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from engine.fomm.fast import FastGenerator
+from engine.fomm.generator import SourceFeatures
+
+log = logging.getLogger(__name__)
+
+
+def output_is_bad(prediction: torch.Tensor) -> bool:
+    """NaN/Inf anywhere, or a blank (constant) image: fp16 overflow/underflow symptoms."""
+    p = prediction.float()
+    return bool(not torch.isfinite(p).all() or float(p.std()) < 1e-4)
+
+
+class FommRuntime:
+    """``set_source(image) -> kp``, ``keypoints(image) -> kp``, ``animate(kp_driving) -> prediction``.
+
+    Images are float tensors (1, 3, H, W) in [0, 1]. ``backend`` is ``"torch"`` (fast exact path)
+    or ``"onnx"`` (ONNX Runtime, best provider); ``fp16`` autocasts on CUDA and falls back to fp32
+    for good when an output is NaN/Inf or blank.
+    """
+
+    def __init__(self, kp_detector, generator, device: str | torch.device = "cpu", backend: str = "torch",
+                 fp16: bool = False, image_size: int = 256, onnx_dir=None, threads: int | None = None):
+        self.device = torch.device(device)
+        self.kp_detector = kp_detector.to(self.device).eval()
+        self.generator = generator.to(self.device).eval()
+        self.fast = FastGenerator(self.generator).to(self.device)
+        self.fp16 = bool(fp16) and self.device.type == "cuda"
+        self.fp16_fell_back = False
+        self.backend = backend
+        self.onnx = None
+        if backend == "onnx":
+            from engine.fomm.onnx_runtime import build_onnx
+
+            self.onnx = build_onnx(self.kp_detector.cpu(), self.generator.cpu(), image_size=image_size,
+                                   cache_dir=onnx_dir, threads=threads)
+            self.kp_detector.to(self.device)
+            self.fast.to(self.device)
+        elif backend != "torch":
+            raise ValueError(f"unknown FOMM backend {backend!r} (torch or onnx)")
+        self.features: SourceFeatures | None = None
+
+    @property
+    def provider(self) -> str:
+        """What runs the networks, for the UI: e.g. 'torch cpu', 'torch cuda fp16', 'onnxruntime CPUExecutionProvider'."""
+        if self.onnx is not None:
+            return f"onnxruntime {self.onnx.provider}"
+        return f"torch {self.device.type}" + (" fp16" if self.fp16 else "")
+
+    def _to_backend(self, image: torch.Tensor) -> torch.Tensor:
+        return image if self.onnx is not None else image.to(self.device)
+
+    @torch.inference_mode()
+    def keypoints(self, image: torch.Tensor) -> dict:
+        if self.onnx is not None:
+            return self.onnx.keypoints(image)
+        kp = self.kp_detector(image.to(self.device))
+        return {k: v.float() for k, v in kp.items()}
+
+    @torch.inference_mode()
+    def set_source(self, image: torch.Tensor) -> dict:
+        """Per-avatar work: source keypoints and every source-only tensor of the generator."""
+        image = image.to(self.device)
+        kp_source = {k: v.to(self.device) for k, v in self.keypoints(image).items()}
+        self.features = self.fast.encode_source(image, kp_source)
+        if self.onnx is not None:
+            self.features_cpu = SourceFeatures(
+                source_image=image.cpu(), encoded=self.features.encoded.cpu(),
+                kp_source={k: v.cpu() for k, v in kp_source.items()},
+                dense={k: (v.cpu() if torch.is_tensor(v) else {kk: vv.cpu() for kk, vv in v.items()})
+                       for k, v in self.features.dense.items()})
+        return {k: v.cpu() for k, v in kp_source.items()}
+
+    @torch.inference_mode()
+    def animate(self, kp_driving: dict) -> dict:
+        if self.features is None:
+            raise RuntimeError("FommRuntime.animate called before set_source")
+        if self.onnx is not None:
+            return self.onnx.animate(self.features_cpu, {k: v.cpu() for k, v in kp_driving.items()})
+        kp = {k: v.to(self.device, torch.float32) for k, v in kp_driving.items()}
+        if self.fp16:
+            with torch.autocast(device_type="cuda", dtype=torch.float16):
+                out = self.fast.animate(self.features, kp)
+            if not output_is_bad(out["prediction"]):
+                return {k: v.float() for k, v in out.items()}
+            log.warning("FOMM fp16 output is NaN/Inf or blank: falling back to fp32")
+            self.fp16 = False
+            self.fp16_fell_back = True
+        return self.fast.animate(self.features, kp)
