@@ -135,3 +135,16 @@ def add_probe(window):
 
 def wait_ready(qtbot, window, timeout: int = 30000) -> None:
     qtbot.waitUntil(lambda: window.worker is not None and window.worker.pipeline is not None, timeout=timeout)
+
+
+def start_then_switch(qtbot, window, first, factory, spec=None):
+    """Start the engine on ``first`` (a still image, or a source factory; its first face becomes
+    the reference pose), wait until it runs, then switch to ``factory``'s frames: none of them is
+    lost to the engine's start-up."""
+    from app.threads import SourceSpec
+
+    first = first if callable(first) else paced_source([first])
+    window.start(SourceSpec("file", "first"), source_factory=first)
+    wait_ready(qtbot, window)
+    wait_frames(qtbot, window, 2)
+    window.set_camera(spec or SourceSpec("file", "sequence"), factory)

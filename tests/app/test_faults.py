@@ -9,7 +9,8 @@ from PySide6.QtCore import Qt
 
 from app.threads import SourceSpec
 from engine.errors import DrivingVideoError
-from tests.app.conftest import add_probe, driving_frames, paced_source, wait_frames, wait_ready
+from tests.app.conftest import (add_probe, driving_frames, paced_source, start_then_switch, wait_frames,
+                                wait_ready)
 
 
 def _assert_responsive(qtbot, w):
@@ -141,8 +142,7 @@ def test_no_face_in_the_driving_frame_holds_the_last_pose(qtbot, make_window, me
     blank = np.full_like(face[0], 90)
     frames = face[:30] + [face[-1]] * 10 + [blank] * 100000
     w = make_window()
-    w.start(SourceSpec("file", "face-then-none"), source_factory=paced_source(frames, loop=False))
-    wait_ready(qtbot, w)
+    start_then_switch(qtbot, w, face[0], paced_source(frames, loop=False))
     probe = add_probe(w)
     qtbot.waitUntil(lambda: w.stats.held_frames >= 5, timeout=20000)
     qtbot.waitUntil(lambda: "No face" in w.driving_view.badge, timeout=5000)
