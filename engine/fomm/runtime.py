@@ -2,6 +2,7 @@
 and the CUDA fp16 autocast option with automatic fall back to fp32."""
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import torch
@@ -86,7 +87,9 @@ class FommRuntime:
             return self.onnx.animate(self.features_cpu, {k: v.cpu() for k, v in kp_driving.items()})
         kp = {k: v.to(self.device, torch.float32) for k, v in kp_driving.items()}
         if self.fp16:
-            with torch.autocast(device_type="cuda", dtype=torch.float16):
+            ctx = (torch.autocast(device_type="cuda", dtype=torch.float16) if self.device.type == "cuda"
+                   else contextlib.nullcontext())
+            with ctx:
                 out = self.fast.animate(self.features, kp)
             if not output_is_bad(out["prediction"]):
                 return {k: v.float() for k, v in out.items()}

@@ -1,0 +1,66 @@
+"""Face crops for FOMM: a square 256x256 crop around the face landmarks, and paste-back with a
+feathered mask so the animated crop blends into the full-resolution portrait."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FaceCrop:
+    """Affine map from image pixels to crop pixels (2x3), the crop size, and the source image size."""
+
+    matrix: np.ndarray
+    size: int
+    image_size: tuple[int, int]  # (width, height)
+
+    @property
+    def inverse(self) -> np.ndarray:
+        return cv2.invertAffineTransform(self.matrix)
+
+
+def face_crop(landmarks_xy: np.ndarray, image_size: tuple[int, int], size: int = 256,
+              scale: float = 1.8, shift_up: float = 0.1) -> FaceCrop:
+    """Square box of ``scale`` x the landmark box's larger side, centred on it (moved up by
+    ``shift_up`` of the side, to include hair and forehead like the vox training crops)."""
+    xy = np.asarray(landmarks_xy, dtype=np.float64)[:, :2]
+    (x0, y0), (x1, y1) = xy.min(axis=0), xy.max(axis=0)
+    side = max(x1 - x0, y1 - y0, 1.0) * scale
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 - shift_up * side
+    s = size / side
+    matrix = np.array([[s, 0.0, size / 2 - s * cx], [0.0, s, size / 2 - s * cy]], dtype=np.float64)
+    return FaceCrop(matrix=matrix, size=size, image_size=tuple(int(v) for v in image_size))
+
+
+def crop_image(image: np.ndarray, crop: FaceCrop) -> np.ndarray:
+    """RGB uint8 image -> (size, size, 3) uint8 crop (edges replicated outside the image)."""
+    return cv2.warpAffine(image, crop.matrix, (crop.size, crop.size), flags=cv2.INTER_AREA
+                          if crop.matrix[0, 0] < 1 else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def to_tensor_layout(crop_rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [0, 1]."""
+    return np.ascontiguousarray(crop_rgb.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+
+
+def feather_mask(size: int, feather: float = 0.12) -> np.ndarray:
+    """(size, size) float32: 1 inside, falling smoothly to 0 over ``feather`` of the side at each edge."""
+    ramp = max(1.0, feather * size)
+    idx = np.arange(size, dtype=np.float32) + 0.5
+    edge = np.minimum(idx, size - idx) / ramp
+    one_d = np.clip(edge, 0.0, 1.0)
+    one_d = one_d * one_d * (3 - 2 * one_d)  # smoothstep
+    return np.outer(one_d, one_d).astype(np.float32)
+
+
+def paste_back(base: np.ndarray, crop_rgb: np.ndarray, crop: FaceCrop, mask: np.ndarray) -> np.ndarray:
+    """Blend an animated crop into ``base`` (the portrait, uint8) through the feathered mask."""
+    w, h = crop.image_size
+    inv = crop.inverse
+    warped = cv2.warpAffine(crop_rgb, inv, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    alpha = cv2.warpAffine(mask, inv, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    alpha = alpha[..., None]
+    out = base.astype(np.float32) * (1 - alpha) + warped.astype(np.float32) * alpha
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)

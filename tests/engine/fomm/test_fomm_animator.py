@@ -1,0 +1,133 @@
+"""FOMM runtime (fp16 fallback, ONNX backend) and the Animator adapter (crop, animate, paste back)."""
+import numpy as np
+import pytest
+import torch
+
+from engine.animators.fomm import FommAnimator
+from engine.fomm import load_checkpoint
+from engine.fomm.crop import crop_image, face_crop, feather_mask, paste_back
+from engine.fomm.runtime import FommRuntime, output_is_bad
+from engine.motion import Keypoints, MotionSettings, RelativeMotion
+from engine.portrait import Portrait
+from engine.tracking import FaceLandmarks
+
+
+@pytest.fixture(scope="module")
+def models(fomm_fixtures):
+    return load_checkpoint(fomm_fixtures / "small-cpk.pth.tar", fomm_fixtures / "small-config.yaml")
+
+
+@pytest.fixture(scope="module")
+def ref(fomm_fixtures):
+    with np.load(fomm_fixtures / "small-parity.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+def _portrait(ref, width=200, height=160):
+    """The fixture's source (64x64 astronaut) placed into a larger grey portrait, with fake landmarks
+    whose box makes the 64-px crop land exactly on it."""
+    image = np.full((height, width, 3), 90, np.uint8)
+    face = (ref["source"][0].transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
+    x0, y0 = 70, 40
+    image[y0:y0 + 64, x0:x0 + 64] = face
+    rng = np.random.default_rng(0)
+    pts = np.zeros((478, 3), np.float32)
+    pts[:, 0] = x0 + 16 + rng.uniform(0, 32, 478)
+    pts[:, 1] = y0 + 16 + rng.uniform(0, 32, 478)
+    pts[:2, :2] = [[x0 + 16, y0 + 16], [x0 + 48, y0 + 48]]  # the box: 32 px, crop = 2 x 32 = 64 px
+    return Portrait(image=image, landmarks=FaceLandmarks(points=pts, image_size=(width, height)), name="t")
+
+
+def test_feather_mask_shape():
+    m = feather_mask(64)
+    assert m.shape == (64, 64) and m[32, 32] == pytest.approx(1.0) and m[0, 0] < 0.01 and m[0, 32] < 0.1
+
+
+def test_crop_and_paste_back_roundtrip():
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (120, 150, 3), dtype=np.uint8)
+    pts = np.array([[50, 40], [90, 80]], np.float32)
+    crop = face_crop(pts, (150, 120), size=80, scale=2.0, shift_up=0.0)
+    patch = crop_image(image, crop)
+    assert patch.shape == (80, 80, 3)
+    # scale 1: the crop is a pure translation, so pixels are copied exactly
+    assert np.array_equal(patch[20:60, 20:60], image[40:80, 50:90])
+    out = paste_back(np.zeros_like(image), np.full_like(patch, 200), crop, feather_mask(80))
+    assert out[60, 70].tolist() == [200, 200, 200]  # centre: the crop
+    assert out[0, 0].tolist() == [0, 0, 0] and out[119, 149].tolist() == [0, 0, 0]  # outside: the base
+
+
+def test_output_is_bad():
+    assert output_is_bad(torch.full((1, 3, 8, 8), float("nan")))
+    assert output_is_bad(torch.full((1, 3, 8, 8), 0.5))
+    assert not output_is_bad(torch.rand(1, 3, 8, 8))
+
+
+def test_fp16_falls_back_to_fp32_when_output_is_bad(models, ref):
+    kp, gen = models
+    runtime = FommRuntime(kp, gen)
+    runtime.set_source(torch.from_numpy(ref["source"]))
+    driving = runtime.keypoints(torch.from_numpy(ref["driving"][2:3]))
+    expected = runtime.animate(driving)["prediction"]
+    runtime.fp16 = True  # as on CUDA; the fp16 attempt is made to return NaN
+    real = runtime.fast.animate
+    calls = []
+
+    def broken_then_real(*args, **kwargs):
+        out = real(*args, **kwargs)
+        if not calls:
+            out = dict(out, prediction=torch.full_like(out["prediction"], float("nan")))
+        calls.append(1)
+        return out
+
+    runtime.fast.animate = broken_then_real
+    out = runtime.animate(driving)["prediction"]
+    assert runtime.fp16_fell_back and not runtime.fp16 and len(calls) == 2
+    assert torch.equal(out, expected)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine")
+def test_cuda_fp32_and_fp16(models, ref):
+    kp, gen = models
+    source = torch.from_numpy(ref["source"])
+    cpu = FommRuntime(kp, gen)
+    cpu_kp = cpu.set_source(source)
+    cuda = FommRuntime(kp, gen, device="cuda")
+    cuda_kp = cuda.set_source(source)
+    assert float((cpu_kp["value"] - cuda_kp["value"]).abs().max()) < 1e-4
+    driving = cpu.keypoints(torch.from_numpy(ref["driving"][3:4]))
+    a = cpu.animate(driving)["prediction"]
+    b = cuda.animate(driving)["prediction"].cpu()
+    assert float((a - b).abs().max()) < 1e-3
+    half = FommRuntime(kp, gen, device="cuda", fp16=True)
+    half.set_source(source)
+    c = half.animate(driving)["prediction"].cpu()
+    assert float((a - c).abs().max()) < 5e-2
+    kp.cpu(), gen.cpu()
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_animator_renders_full_portrait(models, ref, backend):
+    if backend == "onnx":
+        pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    portrait = _portrait(ref)
+    animator = FommAnimator(models=models, size=64, crop_scale=2.0, crop_shift_up=0.0,
+                            backend=backend)
+    source_kp = animator.set_source(portrait)
+    # The crop is exactly the fixture source, so its keypoints are the fixture's.
+    assert np.abs(source_kp.value - ref["kp_source_value"][0]).max() < 2e-2
+    motion = RelativeMotion(MotionSettings(relative=True, adapt_scale=True))
+    motion.set_source(source_kp)
+    frames = []
+    for t in (0, 3):
+        driver = _portrait({"source": ref["driving"][t:t + 1]})
+        kp_driving = animator.driving_keypoints(driver.image, driver.landmarks)
+        frames.append(animator.render(motion(kp_driving)))
+    for out in frames:
+        assert out.shape == portrait.image.shape and out.dtype == np.uint8
+        assert np.array_equal(out[:30], portrait.image[:30])  # far from the face: untouched
+    # frame 0 is the calibration frame (target = source keypoints); frame 3 moves the face
+    assert np.abs(frames[0].astype(int) - frames[1].astype(int)).max() > 20
+    inner = (slice(56, 88), slice(86, 118))
+    assert np.abs(frames[0][inner].astype(int) - frames[1][inner].astype(int)).mean() > 2
+    animator.close()
