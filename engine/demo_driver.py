@@ -371,6 +371,9 @@ class DemoDriver:
         return Frame(image=image, t_capture=time.monotonic() if t_capture is None else t_capture,
                      index=index, landmarks=face)
 
+    def close(self) -> None:
+        """Nothing to release (same interface as the camera sources)."""
+
     def __iter__(self) -> Iterator[Frame]:
         start = time.monotonic()
         index = 0
