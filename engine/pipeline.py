@@ -53,7 +53,16 @@ class Pipeline:
         self.set_portrait(portrait)
 
     def set_portrait(self, portrait: Portrait) -> None:
-        """Switch avatar: per-source work happens here, once. The calibration pose is kept."""
+        """Switch avatar: per-source work happens here, once. The calibration pose is kept.
+
+        With a fixed output size (live use) a portrait larger than the area it fills there is
+        animated at that size: pixels the output would throw away cost warp time every frame.
+        """
+        self.source_portrait = portrait
+        if self.settings.compositor.output_size is not None:
+            _, _, w, h = self.compositor.fit_rect(portrait.size)
+            if w < portrait.size[0]:
+                portrait = portrait.resized((w, h))
         self.portrait = portrait
         self.motion.set_source(self.animator.set_source(portrait))
         self._last_target = None
@@ -67,9 +76,12 @@ class Pipeline:
             self.tracker.set_smoothing(settings.smoothing)
         if settings.motion != self.settings.motion:
             self.motion.update_settings(settings.motion)
+        resize = settings.compositor.output_size != self.settings.compositor.output_size
         if settings.compositor != self.settings.compositor:
             self.compositor = Compositor(settings.compositor)
         self.settings = settings
+        if resize:
+            self.set_portrait(self.source_portrait)
 
     def process(self, frame: Frame) -> PipelineResult:
         timings = {}

@@ -25,6 +25,16 @@ class Portrait:
     def size(self) -> tuple[int, int]:
         return self.image.shape[1], self.image.shape[0]
 
+    def resized(self, size: tuple[int, int]) -> "Portrait":
+        """The same portrait at ``size`` (width, height), landmarks scaled along (no re-detection)."""
+        import cv2
+
+        w, h = size
+        sx, sy = w / self.size[0], h / self.size[1]
+        image = cv2.resize(self.image, (w, h), interpolation=cv2.INTER_AREA)
+        points = self.landmarks.points * np.array([sx, sy, sx], np.float32)
+        return Portrait(image=image, landmarks=FaceLandmarks(points=points, image_size=(w, h)), name=self.name)
+
 
 def read_image(path) -> np.ndarray:
     """Any image file -> RGB uint8: grayscale, RGBA (composited on white), 16-bit all handled."""

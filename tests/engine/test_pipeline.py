@@ -63,5 +63,18 @@ def test_switching_portrait_changes_the_output_and_size(frames, portraits):
     pipe.set_portrait(portraits[1])
     second = pipe.process(frames[1])
     assert first.output.shape == second.output.shape == (720, 1280, 3)
-    assert second.animated.shape == portraits[1].image.shape
+    assert second.animated.shape == (720, 405, 3)  # s9 (720x1280) animated at the size it fills
     assert not np.array_equal(first.output, second.output)
+
+
+def test_live_output_animates_a_big_portrait_at_the_size_it_fills(frames, media):
+    big = load_portrait(media / "sources" / "s2.jpg")  # 2048x2048
+    pipe = make_pipeline(big, compositor=CompositorSettings(output_size=(1280, 720)))
+    result = pipe.process(frames[0])
+    assert result.animated.shape == (720, 720, 3)
+    assert result.output.shape == (720, 1280, 3)
+    # landmarks moved with the image: the face box scales by 720/2048
+    np.testing.assert_allclose(np.array(pipe.portrait.landmarks.bbox()),
+                               np.array(big.landmarks.bbox()) * 720 / 2048, atol=0.5)
+    pipe.update_settings(PipelineSettings(compositor=CompositorSettings(output_size=None)))
+    assert pipe.process(frames[1]).animated.shape == (2048, 2048, 3)
