@@ -118,10 +118,12 @@ def write_contact_sheet(pairs: list[tuple[np.ndarray, np.ndarray]], path, height
 
 def evaluate(source_path, driving_path, engine: str = "mesh", max_frames: int | None = None,
              contact_sheet_path=None, every_n: int = 15, settings: PipelineSettings = PipelineSettings(),
-             portrait=None) -> QualityReport:
-    """Animate ``source_path`` with ``driving_path`` and measure the output against the driver."""
+             portrait=None, engine_options: dict | None = None) -> QualityReport:
+    """Animate ``source_path`` with ``driving_path`` and measure the output against the driver.
+
+    ``engine_options`` go to ``create_animator`` (e.g. the fomm engine's checkpoint and config)."""
     portrait = portrait or load_portrait(source_path)
-    animator = create_animator(engine)
+    animator = create_animator(engine, **(engine_options or {}))
     video = VideoFileSource(driving_path, max_frames=max_frames)
     fps = video.fps or 30.0
     driver_tracker = FaceTracker(still=False)  # raw: the metrics' view of the driver
