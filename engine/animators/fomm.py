@@ -24,9 +24,18 @@ class FommAnimator(Animator):
 
     def __init__(self, checkpoint=None, config=None, device: str = "cpu", backend: str = "torch",
                  fp16: bool = False, align_corners: bool = True, threads: int | None = None,
-                 crop_scale: float = 1.8, crop_shift_up: float = 0.1, models=None, size: int = 256):
+                 crop_scale: float = 1.8, crop_shift_up: float = 0.1, models=None, size: int = 256,
+                 random_weights: bool = False, seed: int = 0):
         """``checkpoint``/``config``: the official files (``CheckpointError`` if unusable); or
-        ``models=(kp_detector, generator)`` already built (tests, benchmarks)."""
+        ``models=(kp_detector, generator)`` already built (tests, benchmarks); or
+        ``random_weights=True``: the full vox-256 model (or ``config``'s) with weights drawn from
+        ``seed``, no checkpoint needed (benchmarks: ``puppetcam bench --engine fomm --random-weights``)."""
+        if models is None and random_weights:
+            from engine.fomm import FommConfig, build_random_models
+
+            cfg = None if config is None else (config if isinstance(config, FommConfig)
+                                               else FommConfig.from_yaml(config))
+            models = build_random_models(cfg, seed=seed, align_corners=align_corners)
         if models is None:
             from engine.fomm import load_checkpoint
 

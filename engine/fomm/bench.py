@@ -5,29 +5,19 @@ processes hits them alike; each number is the median over ``repeats`` rounds aft
 """
 from __future__ import annotations
 
-import json
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
-VOX_MANIFEST = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "fomm" / "vox-256-manifest.json"
-
 
 def vox256_model_params() -> dict:
-    """The official vox-256 model_params (from the shared manifest when present, else built in)."""
-    if VOX_MANIFEST.is_file():
-        return json.loads(VOX_MANIFEST.read_text())["config_vox_256"]["model_params"]
-    return {
-        "common_params": {"num_kp": 10, "num_channels": 3, "estimate_jacobian": True},
-        "kp_detector_params": {"temperature": 0.1, "block_expansion": 32, "max_features": 1024,
-                               "scale_factor": 0.25, "num_blocks": 5},
-        "generator_params": {"block_expansion": 64, "max_features": 512, "num_down_blocks": 2,
-                             "num_bottleneck_blocks": 6, "estimate_occlusion_map": True,
-                             "dense_motion_params": {"block_expansion": 64, "max_features": 1024,
-                                                     "num_blocks": 5, "scale_factor": 0.25}},
-    }
+    """The official vox-256 model_params (built in: :data:`engine.fomm.config.VOX256_MODEL_PARAMS`)."""
+    import copy
+
+    from engine.fomm.config import VOX256_MODEL_PARAMS
+
+    return copy.deepcopy(VOX256_MODEL_PARAMS)
 
 
 def run_bench(checkpoint=None, config=None, random_weights: bool = False, threads: int = 2,
@@ -36,19 +26,13 @@ def run_bench(checkpoint=None, config=None, random_weights: bool = False, thread
     """Medians in ms per frame: ``kp_ms`` (keypoint detector), ``plain_ms`` (official-style
     uncached generator forward), ``fast_ms`` (cached fast exact path), ``onnx_ms`` (ONNX Runtime
     per-frame graph), ratios against ``plain_ms``, and ``max_abs_diff`` of each path vs plain."""
-    from engine.fomm import build_models, load_checkpoint
+    from engine.fomm import build_random_models, load_checkpoint
     from engine.fomm.fast import FastGenerator
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     if random_weights or checkpoint is None:
-        kp, gen = build_models(vox256_model_params())
-        with torch.no_grad():  # non-trivial random eval statistics, so outputs are not near-constant
-            g = torch.Generator().manual_seed(seed)
-            for m in list(kp.modules()) + list(gen.modules()):
-                if isinstance(m, torch.nn.BatchNorm2d):
-                    m.running_mean.normal_(0, 0.05, generator=g)
-                    m.running_var.uniform_(0.3, 1.0, generator=g)
+        kp, gen = build_random_models(seed=seed)
         source_label = "random weights (vox-256 dims)"
     else:
         kp, gen = load_checkpoint(checkpoint, config)

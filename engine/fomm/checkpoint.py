@@ -34,6 +34,30 @@ def build_models(config: FommConfig | Mapping, device="cpu", align_corners: bool
     return kp.to(device).eval(), gen.to(device).eval()
 
 
+def build_random_models(config: FommConfig | Mapping | None = None, seed: int = 0, device="cpu",
+                        align_corners: bool = True):
+    """(kp_detector, generator) with seeded random weights, for benchmarks and ``--random-weights``.
+
+    ``config`` defaults to the built-in vox-256 one. Weights are PyTorch's default init drawn after
+    ``torch.manual_seed(seed)`` in a forked RNG (the global RNG state is left as it was); eval
+    BatchNorm statistics are randomised too (mean N(0, 0.05), var U(0.3, 1)) so the outputs are not
+    near-constant. The same seed gives the same weights.
+    """
+    from engine.fomm.config import vox256_config
+
+    config = vox256_config() if config is None else config
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        kp, gen = build_models(config, device="cpu", align_corners=align_corners)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in list(kp.modules()) + list(gen.modules()):
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.05, generator=g)
+                m.running_var.uniform_(0.3, 1.0, generator=g)
+    return kp.to(device).eval(), gen.to(device).eval()
+
+
 def read_state_dicts(checkpoint_path) -> dict[str, dict[str, torch.Tensor]]:
     """{'generator': sd, 'kp_detector': sd} from a .pth(.tar) or .safetensors file."""
     path = Path(checkpoint_path)

@@ -109,3 +109,26 @@ def _build(kind, values: dict, where: str):
             parts.append("unknown " + ", ".join(unknown))
         raise CheckpointError(f"FOMM config {where}: {'; '.join(parts)}")
     return kind(**values)
+
+
+#: ``model_params`` of the official ``config/vox-256.yaml`` (hyperparameters only, no weights), so the
+#: full-size model can be built without any file (benchmarks, ``--random-weights``).
+VOX256_MODEL_PARAMS: dict = {
+    "common_params": {"num_kp": 10, "num_channels": 3, "estimate_jacobian": True},
+    "kp_detector_params": {"temperature": 0.1, "block_expansion": 32, "max_features": 1024,
+                           "scale_factor": 0.25, "num_blocks": 5},
+    "generator_params": {"block_expansion": 64, "max_features": 512, "num_down_blocks": 2,
+                         "num_bottleneck_blocks": 6, "estimate_occlusion_map": True,
+                         "dense_motion_params": {"block_expansion": 64, "max_features": 1024,
+                                                 "num_blocks": 5, "scale_factor": 0.25}},
+    "discriminator_params": {"scales": [1], "block_expansion": 32, "max_features": 512, "num_blocks": 4,
+                             "sn": True},
+}
+
+
+def vox256_config() -> FommConfig:
+    """The official vox-256 configuration (256x256 frames), built in."""
+    import copy
+
+    return FommConfig.from_dict({"model_params": copy.deepcopy(VOX256_MODEL_PARAMS),
+                                 "dataset_params": {"frame_shape": [256, 256, 3]}}, name="vox-256")

@@ -131,3 +131,30 @@ def test_animator_renders_full_portrait(models, ref, backend):
     inner = (slice(56, 88), slice(86, 118))
     assert np.abs(frames[0][inner].astype(int) - frames[1][inner].astype(int)).mean() > 2
     animator.close()
+
+
+def test_random_weights_animator_is_full_vox256_and_seeded(fomm_fixtures):
+    """``puppetcam bench --engine fomm --random-weights``: no file, the built-in vox-256 config."""
+    import json
+
+    from engine.fomm import VOX256_MODEL_PARAMS, build_random_models
+
+    manifest = json.loads((fomm_fixtures / "vox-256-manifest.json").read_text())
+    assert VOX256_MODEL_PARAMS == manifest["config_vox_256"]["model_params"]
+    animator = FommAnimator(random_weights=True, seed=3)
+    nets = {"kp_detector": animator.runtime.kp_detector, "generator": animator.runtime.generator}
+    for name, module in nets.items():
+        sd = module.state_dict()
+        assert {k: list(v.shape) for k, v in sd.items()} == {
+            k: v["shape"] for k, v in manifest[name]["state_dict"].items()}, name
+    # seeded: the same seed gives the same weights, another seed others; the global RNG is untouched
+    state = torch.random.get_rng_state()
+    kp_same, _ = build_random_models(seed=3)
+    kp_other, _ = build_random_models(seed=4)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    key = "predictor.encoder.down_blocks.0.conv.weight"
+    assert torch.equal(kp_same.state_dict()[key], nets["kp_detector"].state_dict()[key])
+    assert not torch.equal(kp_other.state_dict()[key], kp_same.state_dict()[key])
+    bn = "predictor.encoder.down_blocks.0.norm.running_var"
+    assert torch.equal(kp_same.state_dict()[bn], nets["kp_detector"].state_dict()[bn])
+    animator.close()
