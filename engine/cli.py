@@ -69,6 +69,7 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--config", metavar="C", help="FOMM config (.yaml)")
     g.add_argument("--random-weights", action="store_true",
                    help="FOMM with random weights (for speed tests only: the output is noise)")
+    g.add_argument("--device", choices=("cpu", "cuda"), help="where FOMM runs (default: cpu)")
 
 
 def _motion_args(p: argparse.ArgumentParser) -> None:
@@ -111,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--output-size", type=_size, default=(1280, 720), metavar="WxH",
                    help="compositor output size (default 1280x720; 'source' = the portrait's size)")
     b.add_argument("--no-encode", action="store_true", help="skip the H.264 encode stage")
+    b.add_argument("--fomm-paths", action="store_true",
+                   help="fomm: also time the networks alone (keypoints, plain/fast generator, ONNX)")
     b.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     _engine_args(b)
@@ -141,18 +144,43 @@ def _version() -> str:
 
 # ----------------------------------------------------------------------------- helpers
 def engine_options(args) -> dict:
-    """``--checkpoint/--config/--random-weights`` as ``create_animator`` options (fomm only)."""
-    options = {}
-    if args.checkpoint:
-        options["checkpoint"] = args.checkpoint
-    if args.config:
-        options["config"] = args.config
+    """``--checkpoint/--config/--random-weights/--device`` as ``create_animator`` options (fomm only).
+
+    ``--random-weights`` becomes ``models=(kp_detector, generator)`` with the official vox-256
+    dimensions and random weights, so the fomm engine can be timed without a checkpoint.
+    """
+    flags = {"checkpoint": args.checkpoint, "config": args.config,
+             "random_weights": args.random_weights or None, "device": getattr(args, "device", None)}
+    given = {k: v for k, v in flags.items() if v is not None}
+    if given and args.engine != "fomm":
+        names = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise UsageError(f"{names} need --engine fomm")
+    if args.random_weights and (args.checkpoint or args.config):
+        raise UsageError("--random-weights replaces --checkpoint/--config: give one or the other")
+    options = {k: v for k, v in given.items() if k != "random_weights"}
     if args.random_weights:
-        options["random_weights"] = True
-    if options and args.engine != "fomm":
-        flags = ", ".join("--" + k.replace("_", "-") for k in options)
-        raise UsageError(f"{flags} only apply to --engine fomm")
+        options["models"] = random_fomm_models()
     return options
+
+
+def random_fomm_models(seed: int = 0):
+    """(kp_detector, generator) of vox-256 size with random weights (speed tests only)."""
+    try:
+        import torch
+
+        from engine.fomm import build_models
+        from engine.fomm.bench import vox256_model_params
+    except ImportError as exc:
+        raise PuppetcamError(f"the fomm engine needs the neural extra (pip install 'puppetcam[neural]'): {exc}") from None
+    torch.manual_seed(seed)
+    kp, gen = build_models(vox256_model_params())
+    with torch.no_grad():  # non-trivial BatchNorm statistics, as engine.fomm.bench does
+        g = torch.Generator().manual_seed(seed)
+        for m in list(kp.modules()) + list(gen.modules()):
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.05, generator=g)
+                m.running_var.uniform_(0.3, 1.0, generator=g)
+    return kp, gen
 
 
 def pipeline_settings(args, output_size=None):
@@ -179,9 +207,21 @@ def _check_output_dir(path: Path, what: str) -> None:
         raise type(exc)(str(exc).replace("cannot write clip", f"cannot write {what}")) from None
 
 
-def _check_engine_can_drive(animator, driving: str) -> None:
-    if str(driving) == "demo" and getattr(animator, "needs_driving_image", False):
-        raise UsageError(f"the {animator.name or 'selected'} engine needs driving images; "
+def _check_engine_can_drive(engine: str, driving: str) -> None:
+    """Engines that read the driving image (fomm) cannot run on the landmark-only demo driver;
+    checked from the engine's class, before anything is loaded."""
+    if str(driving) != "demo" or engine == "mesh":
+        return
+    needs_image = True
+    if engine == "fomm":
+        try:
+            from engine.animators.fomm import FommAnimator
+
+            needs_image = FommAnimator.needs_driving_image
+        except ImportError:
+            return  # create_animator explains what is missing
+    if needs_image:
+        raise UsageError(f"the {engine} engine needs driving images; "
                          "the demo driver gives landmarks only: use a driving video")
 
 
@@ -237,12 +277,12 @@ def cmd_render(args) -> int:
     from engine.sinks.recorder import ClipRecorder
 
     out = Path(args.output)
-    options = engine_options(args)
     _check_output_dir(out, "clip")  # before any work: a typo in -o costs nothing
+    _check_engine_can_drive(args.engine, args.driving)
+    options = engine_options(args)
     driver = open_driver(args.driving, args.max_frames, seed=args.seed)
     portrait = load_portrait(args.source)
     animator = create_animator(args.engine, **options)
-    _check_engine_can_drive(animator, args.driving)
     pipeline = Pipeline(animator, portrait, pipeline_settings(args))
 
     if args.driving == "demo":
@@ -304,11 +344,10 @@ def _close_quietly(recorder) -> None:
 def cmd_bench(args) -> int:
     from engine.bench import run_bench
 
+    if args.fomm_paths and args.engine != "fomm":
+        raise UsageError("--fomm-paths applies to --engine fomm only")
+    _check_engine_can_drive(args.engine, args.driving)
     options = engine_options(args)
-    if args.driving == "demo" and args.engine != "mesh":
-        from engine.animators import create_animator
-
-        _check_engine_can_drive(create_animator(args.engine, **options), "demo")
     bars = []  # made on the first frame, so input errors print alone
 
     def progress(n: int) -> None:
@@ -323,10 +362,18 @@ def cmd_bench(args) -> int:
     finally:
         for bar in bars:
             bar.close()
+    data = result.to_dict()
+    if args.fomm_paths:
+        from engine.fomm.bench import run_bench as fomm_paths
+
+        data["fomm_paths"] = fomm_paths(checkpoint=args.checkpoint, config=args.config,
+                                        random_weights=args.random_weights, device=args.device or "cpu")
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print(json.dumps(data, default=_json_default))
     else:
         print("\n".join(result.summary_lines()))
+        for key, value in data.get("fomm_paths", {}).items():
+            print(f"  fomm {key}: {value:.2f}" if isinstance(value, float) else f"  fomm {key}: {value}")
     return EXIT_OK
 
 

@@ -80,11 +80,16 @@ def test_missing_inputs_exit_2(capsys, small_portrait, tmp_path):
     assert rc == 2 and "driving video not found" in one_line(err)
 
 
-def test_fomm_flags_need_the_fomm_engine(capsys, small_portrait, tmp_path):
+def test_fomm_flags_need_the_fomm_engine(capsys, small_portrait, media, tmp_path):
     rc, _, err = run(capsys, "render", "--source", small_portrait, "--driving", "demo", "-o", tmp_path / "a.mp4",
                      "--checkpoint", "vox.pth.tar", "--config", "vox-256.yaml")
-    assert rc == 2 and "--checkpoint, --config only apply to --engine fomm" in one_line(err)
+    assert rc == 2 and "--checkpoint, --config need --engine fomm" in one_line(err)
     assert not (tmp_path / "a.mp4").exists()
+    rc, _, err = run(capsys, "render", "--source", small_portrait, "--driving", media / "driving" / "d0.mp4",
+                     "-o", tmp_path / "a.mp4", "--engine", "fomm", "--random-weights", "--checkpoint", "x.pth")
+    assert rc == 2 and "--random-weights replaces --checkpoint/--config" in one_line(err)
+    rc, _, err = run(capsys, "bench", "--source", small_portrait, "--driving", "demo", "--fomm-paths")
+    assert rc == 2 and "--fomm-paths applies to --engine fomm only" in one_line(err)
 
 
 def test_fomm_cannot_run_on_the_demo_driver(capsys, small_portrait, tmp_path):
