@@ -125,12 +125,18 @@ def test_render_demo_in_a_subprocess(small_portrait, tmp_path):
         assert sum(1 for _ in c.decode(video=0)) == 20
 
 
-def test_console_script_is_installed():
+def test_console_script_entry_point():
+    """pyproject's ``puppetcam`` script points at this main; when installed, it runs."""
+    import importlib
+    import tomllib
+
+    target = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]["puppetcam"]
+    module, _, attr = target.partition(":")
+    assert getattr(importlib.import_module(module), attr) is cli.main
     exe = shutil.which("puppetcam", path=str(Path(sys.executable).parent))
-    if exe is None:
-        pytest.skip("the puppetcam console script is not installed in this environment (pip install -e .)")
-    result = subprocess.run([exe, "render", "--help"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and "--driving" in result.stdout
+    if exe is not None:  # a plain checkout without `pip install -e .` has no script to run
+        result = subprocess.run([exe, "render", "--help"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and "--driving" in result.stdout
 
 
 def test_bench_json_last_line(capsys, small_portrait, media):
