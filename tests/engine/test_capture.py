@@ -46,7 +46,7 @@ def test_realtime_paces_at_the_file_fps(media):
     # Steady state: one frame per 1/25 s. (The first frames can come in a burst: the pacing clock
     # starts before the decoder has opened the file.)
     gaps = np.diff([f.t_capture for f in frames])[-5:]
-    assert np.median(gaps) == pytest.approx(1 / 25, abs=0.012)
+    assert np.median(gaps) == pytest.approx(1 / 25, abs=0.02)
 
 
 def test_truncated_file_yields_what_is_readable(media, tmp_path):
