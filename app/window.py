@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import queue
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFrame, QHBoxLayout, QLab
                                QVBoxLayout, QWidget)
 
 from app import settings as settings_mod
+from app._compat import guard_singleton_refcounts
 from app.clips import default_clips_dir, format_duration, new_clip_path
 from app.recording import Recording, default_audio_factory
 from app.settings import AppSettings
@@ -50,7 +52,7 @@ class Bridge(QObject):
     engine_fatal = Signal(str)
     engine_ready = Signal()
     sink_error = Signal(str, str)
-    avatar_loaded = Signal(str, object, int)  # path, Portrait | error text, 1 = select when loaded
+    avatar_loaded = Signal()  # a (path, Portrait | error text, select) result waits in the queue
 
 
 def create_animator_for(engine: str, device: str, checkpoint: str):
@@ -64,6 +66,16 @@ def create_animator_for(engine: str, device: str, checkpoint: str):
     return create_animator(engine)
 
 
+def _preload_engine_libraries() -> None:
+    """Import MediaPipe once on the GUI thread: the avatar loader and the worker would otherwise
+    import it from two threads at once, and its package ``__init__`` is not safe against that
+    (``NameError: name 'framework' is not defined``)."""
+    try:
+        importlib.import_module("mediapipe")
+    except ImportError:
+        log.exception("MediaPipe is missing: face tracking will not work")
+
+
 class MainWindow(QMainWindow):
     """``MainWindow(store, clips_dir, ...)``; then ``start(camera, avatar)``; closing stops everything.
 
@@ -73,7 +85,9 @@ class MainWindow(QMainWindow):
     def __init__(self, store: QSettings | None = None, clips_dir: Path | None = None,
                  avatars_dir: Path | None = BUNDLED_AVATARS, vcam_factory: Callable | None = None,
                  audio_factory: Callable | None = None, list_cameras: Callable[[], list[int]] | None = None):
+        guard_singleton_refcounts()
         super().__init__()
+        _preload_engine_libraries()
         self.store = store if store is not None else settings_mod.default_store()
         self.settings: AppSettings = settings_mod.load_settings(self.store)
         if clips_dir is not None:
@@ -95,6 +109,7 @@ class MainWindow(QMainWindow):
         self.camera_spec: SourceSpec | None = None
         self.portraits: dict = {}  # path -> Portrait (face checked)
         self._pending_avatar = ""
+        self._loaded: queue.SimpleQueue = queue.SimpleQueue()
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="puppetcam-avatars")
         self._closed = False
         self.last_output: WorkerOutput | None = None
@@ -134,10 +149,10 @@ class MainWindow(QMainWindow):
         lay.addWidget(title)
         self.gallery = AvatarGallery()
         lay.addWidget(self.gallery, 1)
-        self.add_avatar_button = QPushButton("＋ Add image…")
+        self.add_avatar_button = QPushButton("+  Add image…")
         self.add_avatar_button.setToolTip("Add your own portrait (or drop image files on the gallery)")
         lay.addWidget(self.add_avatar_button)
-        left.setMinimumWidth(150)
+        left.setMinimumWidth(262)
         split.addWidget(left)
 
         # centre: the animated output, large
@@ -187,6 +202,7 @@ class MainWindow(QMainWindow):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(self.settings_panel)
         lay.addWidget(scroll, 1)
         right.setMinimumWidth(340)
@@ -194,7 +210,7 @@ class MainWindow(QMainWindow):
         split.setStretchFactor(0, 0)
         split.setStretchFactor(1, 1)
         split.setStretchFactor(2, 0)
-        split.setSizes([290, 700, 370])
+        split.setSizes([262, 748, 380])
         self.setCentralWidget(central)
 
         # status bar
@@ -260,9 +276,9 @@ class MainWindow(QMainWindow):
 
         live = menu.addMenu("&Live")
         self.calibrate_action = action("Calibrate", "C", self.calibrate, tip="Use the current pose as the reference")
-        self.vcam_action = action("Virtual camera", "V", self.set_virtual_camera, checkable=True,
+        self.vcam_action = action("◉  Virtual camera", "V", self.set_virtual_camera, checkable=True,
                                   tip="Send the output to Zoom, Meet, OBS…")
-        self.record_action = action("Record", "R", self.set_recording, checkable=True,
+        self.record_action = action("●  Record", "R", self.set_recording, checkable=True,
                                     tip="Record a clip into the clips folder")
         self.passthrough_action = action("Pass-through", "P", self._on_passthrough_action, checkable=True,
                                          tip="Show the real camera instead of the avatar")
@@ -295,10 +311,10 @@ class MainWindow(QMainWindow):
         tb.addAction(self.passthrough_action)
         tb.addAction(self.landmarks_action)
         tb.addAction(self.overlay_action)
-        for a in (self.vcam_action, self.record_action):
+        for a, name in ((self.vcam_action, "toggle-virtual-camera"), (self.record_action, "toggle-record")):
             w = tb.widgetForAction(a)
             if w is not None:
-                w.setObjectName("toggle-" + a.text().lower().replace(" ", "-"))
+                w.setObjectName(name)
 
     def _connect(self) -> None:
         b = self.bridge
@@ -347,12 +363,24 @@ class MainWindow(QMainWindow):
                 log.exception("cannot load avatar %s", path)
                 result = f"cannot use {Path(path).name}: {exc}"
             if not self._closed:
-                self.bridge.avatar_loaded.emit(path, result, int(select))
+                # Python objects travel in a queue, not as signal arguments (PySide would have to
+                # keep them alive inside Qt events, which is fragile when the app closes).
+                self._loaded.put((path, result, select))
+                self.bridge.avatar_loaded.emit()
 
         if not self._closed:
             self._loader.submit(job)
 
-    def _on_avatar_loaded(self, path: str, result, select: bool) -> None:
+    def _on_avatar_loaded(self) -> None:
+        while True:
+            try:
+                path, result, select = self._loaded.get_nowait()
+            except queue.Empty:
+                return
+            if not self._closed:
+                self._avatar_result(path, result, select)
+
+    def _avatar_result(self, path: str, result, select: bool) -> None:
         item = self.gallery.item_for(path)
         if isinstance(result, str):
             bundled = bool(item.data(Qt.ItemDataRole.UserRole + 1)) if item is not None else False
@@ -543,7 +571,7 @@ class MainWindow(QMainWindow):
         paths = [p for p in self.gallery.paths() if Path(p).is_file()]
         path = avatar or (self.settings.avatar if self.settings.avatar in paths else (paths[0] if paths else ""))
         if not path:
-            self.messages.show_message("avatar", "No avatar: add a portrait with ＋ Add image…", "warning")
+            self.messages.show_message("avatar", "No avatar: add a portrait with + Add image…", "warning")
         else:
             self.gallery.blockSignals(True)
             self.select_avatar(path)

@@ -11,12 +11,13 @@ from PySide6.QtWidgets import QAbstractItemView, QListView, QListWidget, QListWi
 from app.widgets.preview import to_qimage
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-THUMB = 112
+THUMB = 96
 PATH_ROLE = Qt.ItemDataRole.UserRole
 
 
 def pretty_name(path: str) -> str:
-    return Path(path).stem.replace("-", " ").replace("_", " ").strip().capitalize()
+    words = Path(path).stem.replace("-", " ").replace("_", " ").split()
+    return " ".join(w if w.isupper() else w.capitalize() for w in words)
 
 
 class AvatarGallery(QListWidget):
@@ -30,10 +31,12 @@ class AvatarGallery(QListWidget):
         self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setMovement(QListView.Movement.Static)
         self.setIconSize(QSize(THUMB, THUMB))
-        self.setGridSize(QSize(THUMB + 16, THUMB + 30))
+        self.setGridSize(QSize(THUMB + 12, THUMB + 26))
         self.setSpacing(2)
         self.setUniformItemSizes(True)
-        self.setWordWrap(True)
+        self.setWordWrap(False)
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setAcceptDrops(True)
         self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
@@ -78,7 +81,7 @@ class AvatarGallery(QListWidget):
     def _renumber(self) -> None:
         for i in range(self.count()):
             item = self.item(i)
-            prefix = f"{i + 1}  " if i < 9 else ""
+            prefix = f"{i + 1} · " if i < 9 else ""
             item.setText(prefix + pretty_name(item.data(PATH_ROLE)))
 
     def set_portrait(self, path: str, image, bbox: tuple[float, float, float, float]) -> None:

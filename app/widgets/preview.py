@@ -140,5 +140,10 @@ class OutputView(ImageView):
     def __init__(self, parent=None):
         super().__init__("Pick an avatar and a camera", parent)
 
+    def paint_overlay(self, p: QPainter, rect: QRectF) -> None:
+        p.setPen(QPen(QColor(60, 64, 76), 1))  # the edge of the frame that the sinks receive
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawRect(rect.adjusted(0, 0, -1, -1))
+
     def sizeHint(self) -> QSize:
         return QSize(800, 450)

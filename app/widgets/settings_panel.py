@@ -29,7 +29,7 @@ class SettingsPanel(QWidget):
 
         motion = QGroupBox("Motion")
         form = QFormLayout(motion)
-        self.relative = self._check("Relative motion (follow changes since calibration)", "relative")
+        self.relative = self._check("Relative motion (since calibration)", "relative")
         self.adapt_scale = self._check("Adapt movement to face size", "adapt_scale")
         self.auto_calibrate = self._check("Calibrate automatically when steady", "auto_calibrate")
         self.smoothing = QSlider(Qt.Orientation.Horizontal)
