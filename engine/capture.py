@@ -78,7 +78,7 @@ class VideoFileSource:
 
     def __iter__(self) -> Iterator[Frame]:
         period = 1.0 / self.fps if self.fps > 0 else 1 / 30
-        start = time.monotonic()
+        start = None  # the pacing clock starts at the first decoded frame, not at file open
         index = 0
         while True:
             produced = 0
@@ -86,6 +86,8 @@ class VideoFileSource:
                 if self.max_frames is not None and index >= self.max_frames:
                     return
                 if self.realtime:
+                    if start is None:
+                        start = time.monotonic() - index * period
                     delay = start + index * period - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)

@@ -18,8 +18,10 @@ def create_animator(name: str = "mesh", **options) -> Animator:
         return MeshAnimator(**options)
     if name == "fomm":
         try:
-            from engine.animators.fomm import FommAnimator
-        except ImportError as exc:
-            raise PuppetcamError(f"the fomm engine needs the neural extra (pip install 'puppetcam[neural]'): {exc}") from None
+            import torch  # noqa: F401
+        except ImportError:
+            raise PuppetcamError("the fomm engine needs torch: pip install 'puppetcam[neural]'") from None
+        from engine.animators.fomm import FommAnimator
+
         return FommAnimator(**options)
     raise PuppetcamError(f"unknown engine {name!r}; choose one of: {', '.join(ENGINES)}")
