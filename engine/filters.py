@@ -2,6 +2,12 @@
 
 The cutoff frequency rises with the signal's speed: ``cutoff = min_cutoff + beta * |speed|``.
 Lower ``min_cutoff`` = less jitter at rest; higher ``beta`` = less lag when moving.
+
+The low-pass itself is unit-free; only ``beta`` depends on the units the speed is measured in.
+``OneEuroFilter`` measures speed in the signal's own units (``scale=1``) unless told a scale per
+call. ``LandmarkFilter`` is the one for faces: it measures speed in *inter-ocular distances per
+second*, so the same settings smooth a 480² webcam face and a 4K one alike (in pixels, beta's
+meaning would change with resolution and distance to the camera).
 """
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ import numpy as np
 @dataclass(frozen=True)
 class OneEuroSettings:
     min_cutoff: float = 1.5  # Hz
-    beta: float = 0.5
+    beta: float = 0.5  # Hz per (unit / s); for LandmarkFilter the unit is 0.01 inter-ocular distance
     d_cutoff: float = 1.0  # Hz, for the speed estimate
 
 
@@ -35,7 +41,8 @@ class OneEuroFilter:
         self._dx: np.ndarray | None = None
         self._t: float | None = None
 
-    def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
+    def __call__(self, x: np.ndarray, t: float, scale: float | np.ndarray = 1.0) -> np.ndarray:
+        """Filtered ``x`` at time ``t``; the cutoff sees the speed divided by ``scale`` (broadcast)."""
         x = np.asarray(x, dtype=np.float64)
         if self._x is None or self._x.shape != x.shape:
             self._x, self._dx, self._t = x.copy(), np.zeros_like(x), t
@@ -46,8 +53,53 @@ class OneEuroFilter:
         s = self.settings
         a_d = _alpha(s.d_cutoff, dt)
         self._dx = a_d * (x - self._x) / dt + (1 - a_d) * self._dx
-        cutoff = s.min_cutoff + s.beta * np.abs(self._dx)
+        cutoff = s.min_cutoff + s.beta * np.abs(self._dx) / scale
         a = 1.0 / (1.0 + 1.0 / (2 * np.pi * cutoff * dt))
         self._x = a * x + (1 - a) * self._x
         self._t = t
         return self._x.copy()
+
+
+# Inter-ocular distance from the eye corners (Face Mesh indices), the face-size unit.
+_EYE_CORNERS = (33, 263)
+LANDMARK_UNIT = 0.01  # speed unit for beta: 1/100 of the inter-ocular distance
+
+
+class LandmarkFilter:
+    """One-Euro filtering of face landmarks (N, 2+) in pixels, scale-free.
+
+    Speed is measured in 1/100 inter-ocular distances (IOD) per second, so ``beta`` means the same
+    at any resolution. x and y are filtered; other columns (Face Mesh's z, in x's pixel scale) too.
+    The IOD is taken per call from the *filtered* points of the previous frame (smooth, no noise of
+    its own), falling back to the current frame's.
+    """
+
+    def __init__(self, settings: OneEuroSettings = OneEuroSettings()):
+        self.settings = settings
+        self._filter = OneEuroFilter(settings)
+        self._last: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self._filter.reset()
+        self._last = None
+
+    @staticmethod
+    def unit(points: np.ndarray) -> float:
+        """The speed unit in pixels for these landmarks (LANDMARK_UNIT × inter-ocular distance)."""
+        p = np.asarray(points, np.float64)
+        if p.ndim == 2 and p.shape[0] > max(_EYE_CORNERS) and p.shape[1] >= 2:
+            iod = float(np.hypot(*(p[_EYE_CORNERS[1], :2] - p[_EYE_CORNERS[0], :2])))
+        else:  # not a face mesh: the points' own extent
+            flat = p.reshape(-1, p.shape[-1] if p.ndim > 1 else 1)
+            iod = float(np.ptp(flat, axis=0).max()) / 2.5 if flat.size else 0.0
+        return max(iod, 1e-6) * LANDMARK_UNIT
+
+    def __call__(self, points: np.ndarray, t: float) -> np.ndarray:
+        points = np.asarray(points, np.float64)
+        ref = self._last if self._last is not None and self._last.shape == points.shape else points
+        unit = self.unit(ref)
+        if not np.isfinite(unit):
+            unit = self.unit(points)
+        out = self._filter(points, t, scale=unit)
+        self._last = out
+        return out

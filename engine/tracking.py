@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.filters import OneEuroFilter, OneEuroSettings
+from engine.filters import LandmarkFilter, OneEuroSettings
 
 # MediaPipe logs through glog/absl to stderr; keep a user's terminal readable.
 os.environ.setdefault("GLOG_minloglevel", "2")
@@ -49,8 +49,9 @@ class NoFace:
 class FaceTracker:
     """MediaPipe Face Mesh, one face. ``still=True`` for portraits, ``False`` for video frames.
 
-    ``smoothing`` adds One-Euro filtering of the landmarks over time (video only); timestamps are
-    the frames' capture times in seconds.
+    ``smoothing`` adds One-Euro filtering of the landmarks over time (video only), scale-free
+    (``LandmarkFilter``: speed in inter-ocular distances, so the settings mean the same at any
+    resolution); timestamps are the frames' capture times in seconds.
     """
 
     def __init__(self, still: bool = False, smoothing: OneEuroSettings | None = None,
@@ -65,10 +66,10 @@ class FaceTracker:
             min_detection_confidence=min_detection_confidence,
             min_tracking_confidence=0.5,
         )
-        self._filter = OneEuroFilter(smoothing) if smoothing is not None and not still else None
+        self._filter = LandmarkFilter(smoothing) if smoothing is not None and not still else None
 
     def set_smoothing(self, smoothing: OneEuroSettings | None) -> None:
-        self._filter = OneEuroFilter(smoothing) if smoothing is not None and not self.still else None
+        self._filter = LandmarkFilter(smoothing) if smoothing is not None and not self.still else None
 
     def reset(self) -> None:
         if self._filter is not None:

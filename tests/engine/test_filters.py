@@ -42,3 +42,58 @@ def test_reset_forgets_history():
     f(np.zeros(2), 0.0)
     f.reset()
     np.testing.assert_array_equal(f(np.full(2, 5.0), 0.1), np.full(2, 5.0))
+
+
+def _face_like(rng, n=478, size=100.0):
+    pts = rng.uniform(0, size, size=(n, 3))
+    pts[33, :2], pts[263, :2] = (30.0, 40.0), (70.0, 40.0)  # eye corners: 40 px apart
+    return pts
+
+
+def test_landmark_filter_is_scale_free():
+    from engine.filters import LandmarkFilter
+
+    rng = np.random.default_rng(1)
+    base = _face_like(rng)
+    t = np.arange(90) / 30
+    # head moving (fast sine) with per-frame tracker noise, seen at 1x and at 6x the resolution
+    motion = [base + np.array([25 * np.sin(3 * ti), 10 * np.cos(2 * ti), 0]) + rng.normal(0, 0.5, base.shape)
+              for ti in t]
+    small, big = LandmarkFilter(OneEuroSettings(min_cutoff=1.0, beta=0.5)), LandmarkFilter(OneEuroSettings(min_cutoff=1.0, beta=0.5))
+    out_small = np.array([small(m, ti) for m, ti in zip(motion, t)])
+    out_big = np.array([big(6.0 * m, ti) for m, ti in zip(motion, t)])
+    np.testing.assert_allclose(out_big, 6.0 * out_small, rtol=1e-9, atol=1e-9)
+    # ... whereas the pixel-unit filter smooths the big face differently (beta means more there)
+    px_small, px_big = OneEuroFilter(OneEuroSettings(min_cutoff=1.0, beta=0.5)), OneEuroFilter(OneEuroSettings(min_cutoff=1.0, beta=0.5))
+    a = np.array([px_small(m, ti) for m, ti in zip(motion, t)])
+    b = np.array([px_big(6.0 * m, ti) for m, ti in zip(motion, t)])
+    assert np.abs(b - 6.0 * a).max() > 1.0
+
+
+def test_landmark_filter_smooths_a_still_face_and_follows_a_fast_one():
+    from engine.filters import LandmarkFilter
+
+    rng = np.random.default_rng(2)
+    base = _face_like(rng)
+    still = LandmarkFilter()
+    # tracker-like noise: 0.3% of the inter-ocular distance per frame
+    noisy = [base + rng.normal(0, 0.12, base.shape) for _ in range(120)]
+    out = np.array([still(p, i / 30) for i, p in enumerate(noisy)])
+    raw_acc = np.abs(np.diff(np.array(noisy)[30:], n=2, axis=0)).mean()
+    assert np.abs(np.diff(out[30:], n=2, axis=0)).mean() < 0.3 * raw_acc
+    moving = LandmarkFilter()
+    t = np.arange(60) / 30
+    for ti in t:  # the face sweeps 4 inter-ocular distances per second
+        last = moving(base + np.array([160.0 * ti, 0, 0]), ti)
+    assert 160.0 * t[-1] - (last[:, 0] - base[:, 0]).mean() < 0.1 * 40  # lag < 0.1 IOD
+
+
+def test_landmark_filter_reset_and_non_face_shapes():
+    from engine.filters import LandmarkFilter
+
+    f = LandmarkFilter()
+    f(np.zeros((5, 2)), 0.0)
+    out = f(np.ones((5, 2)), 0.1)
+    assert np.all(np.isfinite(out))
+    f.reset()
+    np.testing.assert_array_equal(f(np.full((5, 2), 3.0), 0.2), np.full((5, 2), 3.0))
