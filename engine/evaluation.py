@@ -17,7 +17,7 @@ import numpy as np
 from engine import metrics
 from engine.animators import create_animator
 from engine.capture import Frame, VideoFileSource
-from engine.filters import OneEuroFilter
+from engine.filters import LandmarkFilter
 from engine.pipeline import Pipeline, PipelineSettings
 from engine.portrait import load_portrait
 from engine.tracking import FaceLandmarks, FaceTracker, NoFace
@@ -28,6 +28,15 @@ MOUTH_CORR_MIN = 0.90
 AMPLITUDE_RANGE = (0.7, 1.3)
 POSE_CORR_MIN = 0.90
 POSE_MOTION_MIN_DEG = 3.0
+# Below these, the driver barely blinks / talks: its openness series is tracker noise, and
+# correlation or amplitude ratio against it means nothing. Range = max - min of the driver's
+# openness after a 3-frame median (one-frame tracker glitches do not count; a blink lasts longer).
+EYE_RANGE_MIN = 0.08  # eye aspect ratio: open ≈ 0.25-0.35, a full blink ≈ 0.05
+MOUTH_RANGE_MIN = 0.10  # inner-lip aspect ratio: closed ≈ 0, talking ≈ 0.2-0.6
+# The output's jitter is measured by re-tracking it; the tracker alone shakes this much on the
+# *still* portrait (``jitter_floor``). Where that floor is at or above the driver's own jitter, the
+# "jitter no higher than the driver's" target cannot be measured this way.
+FLOOR_FRAMES = 40
 
 
 @dataclass
@@ -49,6 +58,9 @@ class QualityReport:
     jitter_driver: float = float("nan")
     engine_ms: float = float("nan")  # median motion + animate + composite per frame (tracking excluded)
     contact_sheet: str | None = None
+    eye_range_driver: float = float("nan")  # driver's eye openness range (see EYE_RANGE_MIN); NaN = unknown
+    mouth_range_driver: float = float("nan")  # driver's mouth openness range (see MOUTH_RANGE_MIN)
+    jitter_floor: float = float("nan")  # tracker jitter on the still portrait (see FLOOR_FRAMES)
 
     @property
     def jitter_ratio(self) -> float:
@@ -58,25 +70,52 @@ class QualityReport:
     def moving_axes(self) -> list[str]:
         return [a for a in metrics.POSE_AXES if self.pose_range_deg.get(a, 0.0) > POSE_MOTION_MIN_DEG]
 
+    @property
+    def eye_measurable(self) -> bool:
+        return not self.eye_range_driver < EYE_RANGE_MIN  # NaN (unknown) counts as measurable
+
+    @property
+    def mouth_measurable(self) -> bool:
+        return not self.mouth_range_driver < MOUTH_RANGE_MIN
+
+    @property
+    def jitter_measurable(self) -> bool:
+        return not self.jitter_floor >= self.jitter_driver
+
+    def not_applicable(self) -> list[str]:
+        """Targets this pair cannot measure, one line each with the reason and threshold."""
+        out = []
+        if not self.eye_measurable:
+            out.append(f"eye n/a (driver range {self.eye_range_driver:.3f} < {EYE_RANGE_MIN})")
+        if not self.mouth_measurable:
+            out.append(f"mouth n/a (driver range {self.mouth_range_driver:.3f} < {MOUTH_RANGE_MIN})")
+        if not self.jitter_measurable:
+            out.append(f"jitter n/a (tracker floor on the still portrait {self.jitter_floor:.4f} "
+                       f">= driver {self.jitter_driver:.4f}; ratio {self.jitter_ratio:.2f})")
+        return out
+
     def failures(self) -> list[str]:
-        """Targets this pair misses, one short line each (empty: all met)."""
+        """Targets this pair misses, one short line each (empty: all met). Targets the pair cannot
+        measure (``not_applicable``) are neither met nor missed: they are listed there."""
         out = []
         lo, hi = AMPLITUDE_RANGE
         if self.output_faces < self.frames:
             out.append(f"output face lost in {self.frames - self.output_faces} frames")
-        if not self.eye_corr >= EYE_CORR_MIN:
-            out.append(f"eye corr {self.eye_corr:.2f} < {EYE_CORR_MIN}")
-        if not lo <= self.eye_amplitude <= hi:
-            out.append(f"eye amplitude {self.eye_amplitude:.2f} outside {lo}-{hi}")
-        if not self.mouth_corr >= MOUTH_CORR_MIN:
-            out.append(f"mouth corr {self.mouth_corr:.2f} < {MOUTH_CORR_MIN}")
-        if not lo <= self.mouth_amplitude <= hi:
-            out.append(f"mouth amplitude {self.mouth_amplitude:.2f} outside {lo}-{hi}")
+        if self.eye_measurable:
+            if not self.eye_corr >= EYE_CORR_MIN:
+                out.append(f"eye corr {self.eye_corr:.2f} < {EYE_CORR_MIN}")
+            if not lo <= self.eye_amplitude <= hi:
+                out.append(f"eye amplitude {self.eye_amplitude:.2f} outside {lo}-{hi}")
+        if self.mouth_measurable:
+            if not self.mouth_corr >= MOUTH_CORR_MIN:
+                out.append(f"mouth corr {self.mouth_corr:.2f} < {MOUTH_CORR_MIN}")
+            if not lo <= self.mouth_amplitude <= hi:
+                out.append(f"mouth amplitude {self.mouth_amplitude:.2f} outside {lo}-{hi}")
         for axis in self.moving_axes:
             c = self.pose_corr.get(axis, float("nan"))
             if not c >= POSE_CORR_MIN:
                 out.append(f"{axis} corr {c:.2f} < {POSE_CORR_MIN}")
-        if not self.jitter_ratio <= 1.0:
+        if self.jitter_measurable and not self.jitter_ratio <= 1.0:
             out.append(f"jitter ratio {self.jitter_ratio:.2f} > 1")
         return out
 
@@ -89,6 +128,7 @@ class QualityReport:
         d["jitter_ratio"] = self.jitter_ratio
         d["moving_axes"] = self.moving_axes
         d["failures"] = self.failures()
+        d["not_applicable"] = self.not_applicable()
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
 
 
@@ -132,7 +172,7 @@ def evaluate(source_path, driving_path, engine: str = "mesh", max_frames: int | 
     use_landmarks = not animator.needs_driving_image
     pipeline = Pipeline(animator, portrait, settings,
                         tracker=None if not use_landmarks else _NullTracker())
-    smoother = OneEuroFilter(settings.smoothing) if settings.smoothing is not None else None
+    smoother = LandmarkFilter(settings.smoothing) if settings.smoothing is not None else None
     drv_pts, out_pts, sheet = [], [], []
     busy_ms = []
     try:
@@ -160,8 +200,33 @@ def evaluate(source_path, driving_path, engine: str = "mesh", max_frames: int | 
         pipeline.close()
     if contact_sheet_path is not None:
         write_contact_sheet(sheet, contact_sheet_path)
-    return _report(Path(source_path).name, Path(driving_path).name, engine, drv_pts, out_pts, busy_ms,
-                   str(contact_sheet_path) if contact_sheet_path is not None else None)
+    report = _report(Path(source_path).name, Path(driving_path).name, engine, drv_pts, out_pts, busy_ms,
+                     str(contact_sheet_path) if contact_sheet_path is not None else None)
+    report.jitter_floor = tracker_jitter_floor(pipeline.portrait.image, fps)
+    return report
+
+
+def tracker_jitter_floor(image: np.ndarray, fps: float = 30.0, frames: int = FLOOR_FRAMES) -> float:
+    """Jitter the metrics' tracker reports on a still image (the same frame ``frames`` times)."""
+    tracker = FaceTracker(still=False)
+    try:
+        pts = []
+        for i in range(frames):
+            face = tracker.track(image, i / fps)
+            pts.append(face.points if isinstance(face, FaceLandmarks) else None)
+    finally:
+        tracker.close()
+    return metrics.jitter(pts)
+
+
+def openness_range(series) -> float:
+    """max - min of an openness series after a 3-frame running median (NaN frames dropped)."""
+    x = np.asarray(series, np.float64)
+    x = x[np.isfinite(x)]
+    if x.size < 3:
+        return float("nan")
+    med = np.median(np.stack([x[:-2], x[1:-1], x[2:]]), axis=0)
+    return float(med.max() - med.min())
 
 
 class _NullTracker:
@@ -202,4 +267,5 @@ def _report(source, driving, engine, drv_pts, out_pts, busy_ms, sheet) -> Qualit
         pose_corr=pose_corr, pose_range_deg=pose_range, pose_error_deg=pose_err,
         jitter_output=metrics.jitter(out_pts), jitter_driver=metrics.jitter(drv_pts),
         engine_ms=busy, contact_sheet=sheet,
+        eye_range_driver=openness_range(eye_d), mouth_range_driver=openness_range(mouth_d),
     )

@@ -40,3 +40,34 @@ def test_failures_name_each_missed_target():
     assert len(f) == 4 and "output face lost in 2 frames" in f
     assert any("jitter ratio 2.00" in x for x in f)
     assert not _report(eye_corr=math.nan).ok
+
+
+def test_metrics_a_pair_cannot_measure_are_n_a_with_the_reason_not_pass_or_fail():
+    from engine.evaluation import EYE_RANGE_MIN, MOUTH_RANGE_MIN
+
+    # the driver barely blinks: eye numbers are noise against noise
+    r = _report(eye_corr=0.1, eye_amplitude=3.0, eye_range_driver=0.02)
+    assert r.ok and not r.eye_measurable
+    assert r.not_applicable() == [f"eye n/a (driver range 0.020 < {EYE_RANGE_MIN})"]
+    # ... but once it blinks, the same numbers are misses
+    assert len(_report(eye_corr=0.1, eye_amplitude=3.0, eye_range_driver=0.2).failures()) == 2
+    r = _report(mouth_corr=0.0, mouth_range_driver=0.05)
+    assert r.ok and r.not_applicable()[0].startswith("mouth n/a") and str(MOUTH_RANGE_MIN) in r.not_applicable()[0]
+    # the tracker alone shakes more on the still portrait than the driver does: jitter n/a
+    r = _report(jitter_output=2.0, jitter_driver=1.0, jitter_floor=1.5)
+    assert r.ok and "jitter n/a" in r.not_applicable()[0]
+    assert not _report(jitter_output=2.0, jitter_driver=1.0, jitter_floor=0.5).ok
+    # unknown ranges (NaN) count as measurable
+    assert not _report(eye_corr=0.1).ok and _report().not_applicable() == []
+    assert _report(eye_range_driver=0.02).to_dict()["not_applicable"]
+
+
+def test_openness_range_ignores_one_frame_glitches_but_keeps_blinks():
+    from engine.evaluation import openness_range
+
+    open_eye = [0.3] * 30
+    glitch = open_eye[:15] + [0.05] + open_eye[16:]
+    blink = open_eye[:15] + [0.2, 0.05, 0.05, 0.2] + open_eye[19:]
+    assert openness_range(glitch) < 1e-9
+    assert abs(openness_range(blink) - 0.25) < 1e-9
+    assert math.isnan(openness_range([0.3, math.nan]))
