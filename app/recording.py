@@ -90,11 +90,24 @@ class Recording:
     def _on_audio(self, block: np.ndarray, t: float) -> None:  # audio thread: keep it short
         self._audio_blocks.append((block, t))
 
-    def _drain_audio(self) -> None:
-        if self.recorder.frames_written == 0:  # the clip starts with its first frame
+    def _drain_audio(self, final: bool = False) -> None:
+        """Write the audio that the video already covers (audio never runs ahead of the video on
+        the clip's timeline, so both end together); ``final`` cuts the last block at the video's end."""
+        if self._t0 is None or self.recorder.error is not None:  # the clip starts with its first frame
             return
+        rate = self.recorder.audio_rate
+        video_end = self._t0 + (self._last_slot + 1) / self.fps
         while self._audio_blocks:
-            block, t = self._audio_blocks.popleft()
+            block, t = self._audio_blocks[0]
+            if t + len(block) / rate > video_end:
+                if not final:
+                    return
+                keep = int(round((video_end - t) * rate))
+                if keep > 0:
+                    self.recorder.write_audio(block[:keep], t)
+                self._audio_blocks.clear()
+                return
+            self._audio_blocks.popleft()
             self.recorder.write_audio(block, t)
 
     def _write(self, image: np.ndarray, t: float) -> None:
@@ -111,8 +124,8 @@ class Recording:
 
     def _close(self) -> None:
         self._stop_audio()
-        if self.recorder.error is None and not self.recorder.closed:
-            self._drain_audio()
+        if self.recorder.error is None and not self.recorder.closed and self.recorder.has_audio:
+            self._drain_audio(final=True)
         self.recorder.close()
 
     def _stop_audio(self) -> None:

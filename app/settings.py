@@ -28,6 +28,7 @@ class AppSettings:
     engine: str = "mesh"
     device: str = "cpu"
     fomm_checkpoint: str = ""
+    fomm_config: str = ""
     output_width: int = 1280
     output_height: int = 720
     output_fps: int = 30

@@ -458,11 +458,17 @@ class WorkerThread(threading.Thread):
     def update_settings(self, settings) -> None:
         self.submit(lambda p: p.update_settings(settings), "update settings")
 
-    def rebuild(self, factory: Callable[[Any], Any], description: str = "switch engine") -> None:
+    def rebuild(self, factory: Callable[[Any], Any], description: str = "switch engine",
+                on_failed: Callable[[str], None] | None = None) -> None:
         """Replace the pipeline by ``factory(old_pipeline)`` (e.g. another engine); on failure the
-        old one stays and the error is reported."""
+        old one stays, the error is reported and ``on_failed(message)`` is called."""
         def swap(old):
-            new = factory(old)
+            try:
+                new = factory(old)
+            except Exception as exc:
+                if on_failed is not None:
+                    on_failed(str(exc) or type(exc).__name__)
+                raise
             from engine.alignment import PoseAlignment
 
             self.pipeline = new

@@ -51,18 +51,21 @@ class Bridge(QObject):
     engine_error = Signal(str)
     engine_fatal = Signal(str)
     engine_ready = Signal()
+    engine_switch_failed = Signal(str)
+    cuda_probed = Signal(int)  # 1 when torch sees a CUDA GPU
     sink_error = Signal(str, str)
     avatar_loaded = Signal()  # a (path, Portrait | error text, select) result waits in the queue
 
 
-def create_animator_for(engine: str, device: str, checkpoint: str):
+def create_animator_for(engine: str, device: str, checkpoint: str = "", config: str = ""):
     """The engine the user picked (``engine.animators.create_animator``), with its options."""
     from engine.animators import create_animator
 
     if engine == "fomm":
-        if not checkpoint:
-            raise PuppetcamError("the FOMM engine needs a checkpoint: Engine ▸ Choose FOMM checkpoint…")
-        return create_animator("fomm", checkpoint=checkpoint, device=device)
+        if not checkpoint or not config:
+            raise PuppetcamError("the FOMM engine needs a checkpoint and its config: "
+                                 "Engine ▸ Choose FOMM checkpoint…")
+        return create_animator("fomm", checkpoint=checkpoint, config=config, device=device)
     return create_animator(engine)
 
 
@@ -323,6 +326,8 @@ class MainWindow(QMainWindow):
         b.engine_error.connect(self._on_engine_error)
         b.engine_fatal.connect(self._on_engine_fatal)
         b.engine_ready.connect(self._on_engine_ready)
+        b.engine_switch_failed.connect(self._on_engine_switch_failed)
+        b.cuda_probed.connect(lambda ok: self.settings_panel.set_cuda_available(bool(ok)))
         b.sink_error.connect(self._on_sink_error)
         b.avatar_loaded.connect(self._on_avatar_loaded)
         self.gallery.currentItemChanged.connect(self._on_gallery_current)
@@ -583,7 +588,7 @@ class MainWindow(QMainWindow):
 
     def _start_worker(self, avatar_path: str) -> None:
         s = self.settings
-        engine, device, checkpoint = s.engine, s.device, s.fomm_checkpoint
+        engine, device, checkpoint, config = s.engine, s.device, s.fomm_checkpoint, s.fomm_config
         pipeline_settings = s.pipeline_settings()
         cached = self.portraits.get(avatar_path)
 
@@ -592,7 +597,10 @@ class MainWindow(QMainWindow):
             from engine.portrait import load_portrait
 
             portrait = cached or load_portrait(avatar_path)
-            return Pipeline(create_animator_for(engine, device, checkpoint), portrait, pipeline_settings)
+            animator = create_animator_for(engine, device, checkpoint, config)
+            if engine == "fomm":
+                self._probe_cuda()
+            return Pipeline(animator, portrait, pipeline_settings)
 
         self.worker = WorkerThread(build, self.frame_slot, self.stats, on_output=self._on_worker_output,
                                    on_error=self.bridge.engine_error.emit, on_ready=self.bridge.engine_ready.emit,
@@ -666,6 +674,13 @@ class MainWindow(QMainWindow):
         else:
             self.messages.show_message("engine", f"Cannot start the engine: {message}", "error")
 
+    def _on_engine_switch_failed(self, message: str) -> None:
+        """The previous engine keeps running: show its name again in the panel."""
+        if self._closed or self.worker is None or self.worker.pipeline is None:
+            return
+        self.settings.engine = getattr(self.worker.pipeline.animator, "name", "") or "mesh"
+        self.settings_panel.load(self.settings)
+
     def calibrate(self) -> None:
         if self.worker is not None:
             self.worker.calibrate()
@@ -693,37 +708,48 @@ class MainWindow(QMainWindow):
 
     def _switch_engine(self) -> None:
         s = self.settings
-        if s.engine == "fomm":
-            self.settings_panel.set_cuda_available(self._cuda_available())
         if self.worker is None:
             return
-        engine, device, checkpoint, ps = s.engine, s.device, s.fomm_checkpoint, s.pipeline_settings()
+        engine, device, ps = s.engine, s.device, s.pipeline_settings()
+        checkpoint, config = s.fomm_checkpoint, s.fomm_config
 
-        def build(old):
+        def build(old):  # on the worker thread: loading torch and a model never freezes the window
             from engine.pipeline import Pipeline
 
-            return Pipeline(create_animator_for(engine, device, checkpoint), old.portrait, ps)
+            animator = create_animator_for(engine, device, checkpoint, config)
+            if engine == "fomm":
+                self._probe_cuda()
+            return Pipeline(animator, old.portrait, ps)
 
-        self.worker.rebuild(build, f"switch to the {engine} engine")
+        self.worker.rebuild(build, f"switch to the {engine} engine", on_failed=self.bridge.engine_switch_failed.emit)
         self.statusBar().showMessage(f"Loading the {engine} engine…", 3000)
 
     _cuda: bool | None = None
 
-    def _cuda_available(self) -> bool:
+    def _probe_cuda(self) -> None:
+        """Worker thread: does torch see a CUDA GPU? (The device picker offers CUDA only then.)"""
         if self._cuda is None:
             try:
                 import torch
 
                 self._cuda = bool(torch.cuda.is_available())
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - no torch, a broken driver: CPU only
                 self._cuda = False
-        return self._cuda
+            if not self._closed:
+                self.bridge.cuda_probed.emit(int(self._cuda))
 
     def _choose_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "FOMM checkpoint", str(Path.home()),
                                               "Checkpoints (*.pth *.pt *.tar *.safetensors);;All files (*)")
-        if path:
-            self.settings.fomm_checkpoint = path
+        if not path:
+            return
+        configs = sorted(Path(path).parent.glob("*.yaml")) + sorted(Path(path).parent.glob("*.yml"))
+        config = str(configs[0]) if len(configs) == 1 else ""
+        if not config:
+            config, _ = QFileDialog.getOpenFileName(self, "FOMM config (e.g. vox-256.yaml)", str(Path(path).parent),
+                                                    "Config (*.yaml *.yml);;All files (*)")
+        if config:
+            self.settings.fomm_checkpoint, self.settings.fomm_config = path, config
             if self.settings.engine == "fomm":
                 self._switch_engine()
 

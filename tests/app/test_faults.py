@@ -194,3 +194,23 @@ def test_an_engine_that_cannot_start_falls_back_to_mesh(qtbot, make_window, medi
     wait_ready(qtbot, w)
     wait_frames(qtbot, w, 3)
     assert w.settings.engine == "mesh" and w.settings_panel.engine.currentData() == "mesh"
+
+
+def test_switching_to_an_engine_that_cannot_load_keeps_the_running_one(qtbot, make_window, media):
+    import importlib.util
+
+    w = make_window()
+    w.start(SourceSpec("file", str(media / "driving" / "d9.mp4")))
+    wait_ready(qtbot, w)
+    if not w.settings_panel.engine.model().item(1).isEnabled():
+        import pytest
+
+        pytest.skip("torch is not installed: the FOMM engine cannot be picked")
+    assert importlib.util.find_spec("torch") is not None
+    probe = add_probe(w)
+    mesh = w.worker.pipeline
+    w.settings_panel.engine.setCurrentIndex(w.settings_panel.engine.findData("fomm"))  # no checkpoint chosen
+    qtbot.waitUntil(lambda: "checkpoint" in w.messages.text("engine"), timeout=20000)
+    qtbot.waitUntil(lambda: w.settings_panel.engine.currentData() == "mesh", timeout=5000)
+    assert w.worker.pipeline is mesh and w.settings.engine == "mesh"
+    wait_frames(qtbot, w, 3, probe)

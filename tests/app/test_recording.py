@@ -71,7 +71,7 @@ def test_recording_with_audio_has_a_synchronised_track_from_the_test_signal(qtbo
     assert rec.has_audio
     info, audio = _probe_clip(w.last_clip)
     assert audio is not None and audio["rate"] == 48000
-    assert abs(audio["duration"] - info["video_duration"]) < 0.3  # audio and video cover the same time
+    assert abs(audio["duration"] - info["video_duration"]) < 0.1  # audio and video cover the same time
     x = audio["samples"][4800:]
     spectrum = np.abs(np.fft.rfft(x * np.hanning(x.size)))
     peak = np.fft.rfftfreq(x.size, 1 / 48000)[spectrum.argmax()]
