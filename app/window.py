@@ -789,8 +789,8 @@ class MainWindow(QMainWindow):
 
         s = self.settings
         try:
-            sink = VirtualCameraSink(s.output_width, s.output_height, s.output_fps,
-                                     camera_factory=self._vcam_factory)
+            extra = {"camera_factory": self._vcam_factory} if self._vcam_factory is not None else {}
+            sink = VirtualCameraSink(s.output_width, s.output_height, s.output_fps, **extra)
             sink.open()
         except (OutputError, ValueError) as exc:
             self.messages.show_message("virtualcam", f"Virtual camera unavailable: {exc}", "warning")

@@ -214,3 +214,21 @@ def test_switching_to_an_engine_that_cannot_load_keeps_the_running_one(qtbot, ma
     qtbot.waitUntil(lambda: w.settings_panel.engine.currentData() == "mesh", timeout=5000)
     assert w.worker.pipeline is mesh and w.settings.engine == "mesh"
     wait_frames(qtbot, w, 3, probe)
+
+
+def test_the_real_virtual_camera_backend_either_opens_or_says_what_to_install(qtbot, make_window, media):
+    """No fake: pyvirtualcam itself. Here (no v4l2loopback) that is the missing-device message."""
+    w = make_window()
+    w.start(SourceSpec("file", str(media / "driving" / "d9.mp4")))
+    wait_ready(qtbot, w)
+    probe = add_probe(w)
+    opened = w.set_virtual_camera(True)
+    if opened:
+        assert w.vcam_action.isChecked() and w.worker.sink("virtualcam") is not None
+        qtbot.waitUntil(lambda: w.virtual_camera.frames_sent >= 3, timeout=20000)
+    else:
+        text = w.messages.text("virtualcam")
+        assert "Virtual camera unavailable" in text and "Traceback" not in text
+        assert "OBS" in text or "v4l2loopback" in text  # what to install, for this OS
+        assert not w.vcam_action.isChecked()
+    wait_frames(qtbot, w, 3, probe)
