@@ -341,7 +341,7 @@ class SinkRunner(threading.Thread):
             except queue.Full:
                 if not self.is_alive():
                     break
-        if self.is_alive() and threading.current_thread() is not self:
+        if timeout > 0 and self.is_alive() and threading.current_thread() is not self:
             self.join(timeout)
         return not self.is_alive()
 

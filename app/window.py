@@ -558,9 +558,9 @@ class MainWindow(QMainWindow):
             "camera", f"Camera lost: {message}. The last frame is held.", "error",
             [("Reconnect", self.reconnect), ("Use demo driver", lambda: self.set_camera(SourceSpec("demo")))])
 
-    def _stop_capture(self) -> None:
+    def _stop_capture(self, timeout: float = 2.0) -> None:
         if self.capture is not None:
-            if not self.capture.stop():
+            if not self.capture.stop(timeout):
                 log.warning("the camera thread did not stop in time")
             self.capture = None
 
@@ -865,15 +865,16 @@ class MainWindow(QMainWindow):
         self.record_action.blockSignals(False)
         self._update_record_timer()
 
-    def _finish_recording(self) -> None:
+    def _finish_recording(self, timeout: float = 2.0) -> None:
         self._pending_recording = None
         rec, self.recording = self.recording, None
         self._check_record_action(False)
         if rec is None:
             return
         if self.worker is not None and self.worker.sink("recorder") is rec.runner:
-            self.worker.remove_sink("recorder")
-        rec.stop()
+            self.worker.remove_sink("recorder", timeout=0)  # no more frames; finalized just below
+        if not rec.stop(timeout):
+            log.warning("the clip %s was still being finalized when the time ran out", rec.path)
         self.last_clip = rec.path
         if rec.error:
             self.recording_failed = True
@@ -977,10 +978,11 @@ class MainWindow(QMainWindow):
             self.store.sync()
         except Exception:  # noqa: BLE001 - never block closing on the settings file
             log.exception("saving settings failed")
-        self._finish_recording()
-        self._stop_capture()
+        deadline = t0 + 2.0  # everything stops within 2 s, whatever the engine is doing
+        self._stop_capture(0.5)  # no new frames (a frame period, unless a camera driver hangs)
+        self._finish_recording(timeout=max(0.3, deadline - 0.5 - time.monotonic()))
         if self.worker is not None:
-            self.worker.stop(max(0.2, 2.0 - (time.monotonic() - t0)))
+            self.worker.stop(max(0.2, deadline - time.monotonic()))
         self._loader.shutdown(wait=True, cancel_futures=True)
         log.info("closed in %.0f ms", (time.monotonic() - t0) * 1e3)
 
