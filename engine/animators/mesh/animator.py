@@ -68,6 +68,8 @@ class MeshAnimator(Animator):
         self.min_step = min_step
         self._image: np.ndarray | None = None
         self._align: tuple[np.ndarray, np.ndarray] | None = None
+        self._blink = eyes.BlinkState()
+        self._closure: np.ndarray | None = None  # per eye, from the driver's own eyes (None: no driver)
 
     # -- per portrait --------------------------------------------------------------------------
     def set_source(self, portrait: Portrait) -> Keypoints:
@@ -113,12 +115,16 @@ class MeshAnimator(Animator):
         self._grid = identity_grid(self._roi, self._step)
         self._palette = mouth.palette_from(image, xy)
         self._src_mouth_gap = mouth.opening(xy)
+        self._eye_colours = eyes.colours_from(image, xy)
         self._align = None
+        self._blink.reset()
+        self._closure = None
         return Keypoints(value=xy.astype(np.float32))
 
     def realign(self) -> None:
         """Refit the driver-to-portrait similarity on the next driving face."""
         self._align = None
+        self._blink.reset()
 
     # -- per frame -----------------------------------------------------------------------------
     def driving_keypoints(self, image: np.ndarray | None, face: FaceLandmarks) -> Keypoints:
@@ -126,15 +132,20 @@ class MeshAnimator(Animator):
         if self._image is None:
             return Keypoints(value=xy.astype(np.float32))
         xy = _finite(xy, self._src)
+        self._closure = self._blink.update(xy).copy()
         if self._align is None:
             self._align = fit_similarity(xy[RIGID_IDX], self._src[RIGID_IDX])
         a, t = self._align
         return Keypoints(value=(xy @ a.T + t).astype(np.float32))
 
     def target_points(self, target: Keypoints) -> np.ndarray:
-        """The target landmarks after lid and lip clamping (478, 2) float64."""
+        """The target landmarks after lid and lip clamping (478, 2) float64.
+
+        Lids: a driver eye that is nearly shut (``eyes.BlinkState``, from the last driving face
+        given to ``driving_keypoints``) closes the portrait's eye fully, upper lid onto lower.
+        """
         pts = _finite(np.asarray(target.value, np.float64).reshape(-1, 2), self._src)
-        eyes.clamp_lids(pts, self._src)
+        eyes.close_lids(pts, self._src, self._closure)
         mouth.clamp_inner_lips(pts, self._src)
         return pts
 
@@ -158,6 +169,7 @@ class MeshAnimator(Animator):
                         warp.map_xy[sel] -= (offsets[k] * inv_scale).astype(np.float32)
         out = self._image.copy()
         remap_roi(self._image, warp, out)
+        eyes.paint_closed(out, pts, self._eye_colours, self._src @ a.T + t)
         if self.draw_mouth:
             mouth.draw_interior(out, pts, self._src_mouth_gap, self._palette)
         return out

@@ -1,15 +1,36 @@
-"""Eyes: lids that close without folding, and gaze carried by the irises.
+"""Eyes: lids that close like real lids, closed eyes that look closed, gaze carried by the irises.
 
-Blinks come through the lid landmarks of the relative motion (source gap + scaled driver change). A
-driver whose eyes are large relative to the portrait's would push the upper lid *past* the lower one;
-``clamp_lids`` stops each lid pair at closed. Gaze: the irises are not in the warp mesh; the eye's
-interior is shifted by how far the target iris moves relative to its eye (``gaze_offsets``).
+Blinks come through the lid landmarks of the relative motion (source gap + scaled driver change),
+with three corrections:
+
+- **The upper lid does the closing.** When a pair of lid points would cross, the *upper* lid is put
+  onto the lower one (a real blink brings the upper lid down; the lower lid hardly moves).
+- **A closed driver eye closes the portrait's eye.** Relative motion is additive: a portrait with
+  larger eyes than the driver's would stop half-way. ``BlinkState`` follows how open each of the
+  driver's own eyes is against its usual openness (scale-free) and ``close_lids`` completes the
+  closing when the driver's eye is nearly shut.
+- **A closed eye shows eyelid skin.** As the lids meet, ``paint_closed`` fades the eye's interior
+  (iris, sclera) to eyelid skin sampled from the portrait's upper lid and draws a darker lash line
+  along the closed lid, so that people and the tracker alike read the eye as closed.
+
+Gaze: the irises are not in the warp mesh; the eye's interior is shifted by how far the target
+iris moves relative to its eye (``gaze_offsets``).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import cv2
 import numpy as np
 
 from engine.animators.mesh.triangulation import EYES
+
+# Driver openness (relative to its usual openness) at which the portrait's eye starts closing
+# further than the additive motion says, and at which it is fully closed.
+CLOSE_START, CLOSE_FULL = 0.45, 0.2
+# Portrait closedness (1 - target gap / source gap) over which the interior fades to eyelid skin.
+FADE_START, FADE_FULL = 0.55, 0.9
+LASH_WIDTH = 0.04  # lash line thickness, fraction of the eye width
 
 
 def _axis(pts: np.ndarray, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
@@ -19,29 +40,58 @@ def _axis(pts: np.ndarray, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
     return t, np.array([-t[1], t[0]])  # tangent, normal (image y-down: normal points "down" for t=+x)
 
 
-def clamp_pairs(pts: np.ndarray, src: np.ndarray, upper, lower) -> None:
-    """In place: each (upper[i], lower[i]) pair may close but not cross (beyond the source's own gap)."""
-    t, n = _axis(pts, upper[0], upper[-1])
-    if n[1] < 0:
-        n = -n
+def _down_normal(pts: np.ndarray, a: int, b: int) -> np.ndarray:
+    _, n = _axis(pts, a, b)
+    return -n if n[1] < 0 else n
+
+
+def smoothstep(x):
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3 - 2 * x)
+
+
+def clamp_pairs(pts: np.ndarray, src: np.ndarray, upper, lower, mode: str = "middle") -> None:
+    """In place: each (upper[i], lower[i]) pair may close but not cross (beyond the source's own gap).
+
+    ``mode="middle"``: crossing pairs meet half-way (lips); ``"upper"``: the upper point is put
+    onto the lower one (eyelids).
+    """
+    n = _down_normal(pts, upper[0], upper[-1])
     up = np.array(upper[1:-1])
     lo = np.array(lower[1:-1])
     gap = (pts[lo] - pts[up]) @ n
-    ts, ns = _axis(src, upper[0], upper[-1])
-    if ns[1] < 0:
-        ns = -ns
+    ns = _down_normal(src, upper[0], upper[-1])
     floor = np.minimum(0.0, (src[lo] - src[up]) @ ns)
     bad = gap < floor
     if np.any(bad):
+        if mode == "upper":
+            pts[up[bad]] += np.outer(gap[bad] - floor[bad], n)
+            return
         mid = 0.5 * (pts[up[bad]] + pts[lo[bad]])
         # keep each point's tangential position, meet in the middle along the normal
         pts[up[bad]] += np.outer((mid - pts[up[bad]]) @ n - 0.5 * floor[bad], n)
         pts[lo[bad]] += np.outer((mid - pts[lo[bad]]) @ n + 0.5 * floor[bad], n)
 
 
+def close_lids(pts: np.ndarray, src: np.ndarray, closure=None) -> None:
+    """In place: per eye, complete the closing by ``closure[k]`` in 0..1 (upper lid moves), then
+    stop the lids at closed (upper onto lower)."""
+    for k, (upper, lower, _) in enumerate(EYES):
+        w = 0.0 if closure is None else float(closure[k])
+        if w > 1e-3:
+            n = _down_normal(pts, upper[0], upper[-1])
+            up = np.array(upper[1:-1])
+            lo = np.array(lower[1:-1])
+            gap = (pts[lo] - pts[up]) @ n
+            ns = _down_normal(src, upper[0], upper[-1])
+            closed = np.minimum(0.0, (src[lo] - src[up]) @ ns)
+            move = np.maximum(gap - closed, 0.0) * w
+            pts[up] += np.outer(move, n)
+        clamp_pairs(pts, src, upper, lower, mode="upper")
+
+
 def clamp_lids(pts: np.ndarray, src: np.ndarray) -> None:
-    for upper, lower, _ in EYES:
-        clamp_pairs(pts, src, upper, lower)
+    close_lids(pts, src, None)
 
 
 def eye_openness(pts: np.ndarray) -> np.ndarray:
@@ -52,6 +102,147 @@ def eye_openness(pts: np.ndarray) -> np.ndarray:
         gap = np.linalg.norm(pts[list(lower[2:-2])] - pts[list(upper[2:-2])], axis=1).mean()
         out.append(gap / max(width, 1e-6))
     return np.array(out)
+
+
+class BlinkState:
+    """How closed each of the driver's eyes is, against that eye's usual openness.
+
+    The usual openness follows the driver's openness quickly upwards and slowly downwards (blinks
+    are short; a long squint slowly becomes the new normal). ``update`` returns the closure weight
+    per eye in 0..1 for ``close_lids``: 0 while the driver's eye is at least ``CLOSE_START`` of its
+    usual openness, 1 from ``CLOSE_FULL`` down.
+    """
+
+    def __init__(self, up_rate: float = 0.05, down_rate: float = 0.004):
+        self.up_rate, self.down_rate = up_rate, down_rate
+        self.reset()
+
+    def reset(self) -> None:
+        self.usual: np.ndarray | None = None
+        self.closure = np.zeros(2)
+
+    def update(self, driver_pts: np.ndarray) -> np.ndarray:
+        o = eye_openness(driver_pts)
+        if not np.all(np.isfinite(o)):
+            return self.closure
+        if self.usual is None:
+            self.usual = o.copy()
+        rate = np.where(o > self.usual, self.up_rate, self.down_rate)
+        self.usual = self.usual + rate * (o - self.usual)
+        r = o / np.maximum(self.usual, 1e-6)
+        self.closure = smoothstep((CLOSE_START - r) / (CLOSE_START - CLOSE_FULL))
+        return self.closure
+
+
+@dataclass(frozen=True)
+class EyeColours:
+    skin: np.ndarray  # (2, 3) RGB float, upper-lid skin per eye
+    lash: np.ndarray  # (2, 3) RGB float, lash line per eye
+    src_gap: np.ndarray  # (2,) the portrait's mean lid gap (px) over the middle pairs
+
+
+def _middle_gap(pts: np.ndarray, upper, lower) -> float:
+    n = _down_normal(pts, upper[0], upper[-1])
+    return float(((pts[list(lower[2:-2])] - pts[list(upper[2:-2])]) @ n).mean())
+
+
+def colours_from(image: np.ndarray, pts: np.ndarray) -> EyeColours:
+    """Eyelid skin (above the upper lid, below the crease) and lash colours of the portrait."""
+    h, w = image.shape[:2]
+    img = image.astype(np.float64)
+    skins, lashes, gaps = [], [], []
+    for upper, lower, _ in EYES:
+        n = _down_normal(pts, upper[0], upper[-1])
+        width = np.hypot(*(pts[upper[-1]] - pts[upper[0]]))
+        up = pts[list(upper[2:-2])]
+        samples, dark = [], []
+        for f in np.linspace(0.12, 0.22, 4):  # a band on the upper lid, above the lashes
+            q = np.round(up - f * width * n).astype(int)
+            q = np.clip(q, [0, 0], [w - 1, h - 1])
+            samples.append(img[q[:, 1], q[:, 0]])
+        for f in np.linspace(-0.02, 0.04, 4):  # the lid margin itself: lashes / liner
+            q = np.round(pts[list(upper[1:-1])] - f * width * n).astype(int)
+            q = np.clip(q, [0, 0], [w - 1, h - 1])
+            dark.append(img[q[:, 1], q[:, 0]])
+        below = []
+        lo_pts = pts[list(lower[2:-2])]
+        for f in np.linspace(0.12, 0.2, 3):  # under the lower lid: lit skin, no crease shadow
+            q = np.clip(np.round(lo_pts + f * width * n).astype(int), [0, 0], [w - 1, h - 1])
+            below.append(img[q[:, 1], q[:, 0]])
+        # a closed lid catches light like the skin around the eye: the upper-lid band is often in
+        # the crease's shadow, so the two are averaged
+        skin = 0.5 * np.median(np.concatenate(samples), axis=0) + 0.5 * np.median(np.concatenate(below), axis=0)
+        dark = np.concatenate(dark)
+        lum = dark.mean(axis=1)
+        darkest = dark[lum <= np.percentile(lum, 30)].mean(axis=0)
+        lashes.append(np.minimum(darkest, 0.5 * skin))
+        skins.append(skin)
+        gaps.append(max(_middle_gap(pts, upper, lower), 1e-3))
+    return EyeColours(np.array(skins), np.array(lashes), np.array(gaps))
+
+
+def closedness(pts: np.ndarray, colours: EyeColours) -> np.ndarray:
+    """Per eye: 1 - target lid gap / the portrait's own (0 = as open as the portrait, 1 = shut)."""
+    return np.array([1.0 - max(_middle_gap(pts, u, lo), 0.0) / g
+                     for (u, lo, _), g in zip(EYES, colours.src_gap)])
+
+
+def paint_closed(out: np.ndarray, pts: np.ndarray, colours: EyeColours, src_mapped: np.ndarray | None = None) -> None:
+    """In place: fade each closing eye to eyelid skin and draw its lash line.
+
+    ``src_mapped``: the portrait's landmarks moved by the head's rigid motion (where the lids would
+    be without the expression). The band the upper lid swept down over (between there and the
+    target upper lid) is faded to lid skin, more towards the lid line: stretched lash and lid-margin
+    texture would otherwise smear a dark blob over the closed eye.
+    """
+    fade = smoothstep((closedness(pts, colours) - FADE_START) / (FADE_FULL - FADE_START))
+    h, w = out.shape[:2]
+    shift = 4
+    scale = float(1 << shift)
+    for k, (upper, lower, _) in enumerate(EYES):
+        a = float(fade[k])
+        if a < 0.01:
+            continue
+        up, lo = pts[list(upper)], pts[list(lower)]
+        n = _down_normal(pts, upper[0], upper[-1])
+        width = np.hypot(*(up[-1] - up[0]))
+        thick = max(1.0, LASH_WIDTH * width)
+        swept = np.zeros(len(upper))
+        if src_mapped is not None:
+            swept = np.maximum((up - src_mapped[list(upper)]) @ n, 0.0)
+        top = up - swept[:, None] * n
+        poly = np.concatenate([up, lo[::-1][1:-1]])
+        allp = np.concatenate([poly, top])
+        x0, y0 = np.floor(allp.min(axis=0) - thick - 2).astype(int)
+        x1, y1 = np.ceil(allp.max(axis=0) + thick + 3).astype(int)
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            continue
+        org = np.array([x0, y0])
+        size = (y1 - y0, x1 - x0)
+
+        def fill(polygon):
+            m = np.zeros(size, np.uint8)
+            cv2.fillPoly(m, [np.round((polygon - org) * scale).astype(np.int32)], 255, cv2.LINE_AA, shift)
+            return m.astype(np.float32) * (1.0 / 255.0)
+
+        skin_mask = fill(poly)
+        if np.any(swept > 0.5):
+            # nested bands from the lid line upwards: opaque at the lid, fading out at the top
+            for frac in (0.35, 0.65, 1.0):
+                band = np.concatenate([up, (up - frac * swept[:, None] * n)[::-1]])
+                skin_mask = np.maximum(skin_mask, fill(band) * (1.15 - frac))
+        lash = np.zeros(size, np.uint8)
+        # centred a little below the closed lid line: it covers the sliver of sclera the lower-lid
+        # landmarks leave between themselves and the visible lid edge
+        line = np.round((up + 0.5 * thick * n - org) * scale).astype(np.int32)
+        cv2.polylines(lash, [line], False, 255, max(1, int(round(thick))), cv2.LINE_AA, shift)
+        m_in = (np.minimum(skin_mask, 1.0) * a)[..., None]
+        m_lash = (lash.astype(np.float32) / 255.0 * (0.8 * a))[..., None]
+        crop = out[y0:y1, x0:x1].astype(np.float32)
+        crop = crop * (1 - m_in) + colours.skin[k].astype(np.float32) * m_in
+        crop = crop * (1 - m_lash) + colours.lash[k].astype(np.float32) * m_lash
+        out[y0:y1, x0:x1] = np.clip(crop + 0.5, 0, 255).astype(np.uint8)
 
 
 def gaze_offsets(pts: np.ndarray, src: np.ndarray, max_fraction: float = 0.18) -> np.ndarray:

@@ -162,3 +162,73 @@ def test_rasterize_reproduces_a_global_affine_map():
     pix = -2 - 0.5 + 1.0 + 2.0 * centres  # cell centre positions (grid starts one cell before the ROI)
     expect = (pix - t) @ np.linalg.inv(a).T
     assert np.abs(warp.map_xy[covered] - expect[covered]).max() < 1e-3
+
+
+def _close_eyes(xy: np.ndarray, amount: float = 1.0) -> np.ndarray:
+    """A 'driver' whose upper lids come down ``amount`` of the way onto the lower ones."""
+    from engine.animators.mesh.triangulation import EYES
+
+    out = xy.copy()
+    for upper, lower, _ in EYES:
+        out[list(upper[1:-1])] += amount * (out[list(lower[1:-1])] - out[list(upper[1:-1])])
+    return out
+
+
+def test_lids_close_upper_onto_lower_and_do_not_cross():
+    from engine.animators.mesh import eyes
+    from engine.animators.mesh.triangulation import EYES
+
+    rng = np.random.default_rng(3)
+    src = rng.uniform(0, 1, (478, 2))
+    for upper, lower, _ in EYES:  # a simple open eye: corners at y=0, upper lid above, lower below
+        xs = np.linspace(0, 40, len(upper))
+        src[list(upper)] = np.stack([xs, -8 * np.sin(np.pi * xs / 40)], 1)
+        src[list(lower)] = np.stack([xs, 6 * np.sin(np.pi * xs / 40)], 1)
+    pts = src.copy()
+    eyes.close_lids(pts, src, closure=np.ones(2))
+    for upper, lower, _ in EYES:
+        np.testing.assert_allclose(pts[list(upper)], pts[list(lower)], atol=1e-9)  # shut
+        np.testing.assert_allclose(pts[list(lower)], src[list(lower)])  # by the upper lid alone
+    pts = src.copy()
+    for upper, lower, _ in EYES:  # a driver pushing the upper lid past the lower one
+        pts[list(upper[1:-1]), 1] += 20.0
+    eyes.clamp_lids(pts, src)
+    for upper, lower, _ in EYES:
+        np.testing.assert_allclose(pts[list(upper)], pts[list(lower)], atol=1e-9)
+        np.testing.assert_allclose(pts[list(lower)], src[list(lower)])
+
+
+def test_blink_state_closes_only_when_the_driver_eye_is_nearly_shut(s42):
+    from engine.animators.mesh.eyes import BlinkState
+
+    xy = s42.landmarks.xy.astype(np.float64)
+    state = BlinkState()
+    for _ in range(5):
+        assert np.all(state.update(xy) == 0.0)
+    assert np.all(state.update(_close_eyes(xy, 0.3)) == 0.0)  # a squint is left to the motion
+    assert np.all(state.update(_close_eyes(xy, 0.95)) == 1.0)  # a blink closes the portrait's eye
+    assert np.all(state.update(xy) == 0.0)
+
+
+def test_a_closed_driver_eye_closes_the_portrait_eye_and_shows_lid_skin(s42):
+    """Relative motion alone would leave a large-eyed portrait half open; the output must read as
+    closed to the tracker and show skin (no iris) where the eye was."""
+    animator = MeshAnimator()
+    kp = animator.set_source(s42)
+    xy = s42.landmarks.points.copy()
+    animator.driving_keypoints(None, FaceLandmarks(xy, s42.size))
+    closed = xy.copy()
+    # the driver closes half of the portrait's lid gap (its eyes are smaller), i.e. fully for itself
+    closed[:, :2] = _close_eyes(xy[:, :2], 0.9)
+    drv = animator.driving_keypoints(None, FaceLandmarks(closed, s42.size))
+    half = Keypoints(kp.value + 0.5 * (drv.value - kp.value))  # additive motion of a smaller eye
+    out = animator.render(half)
+    with FaceTracker(still=True) as tracker:
+        face = tracker.track(out)
+    from engine.metrics import eye_aspect_ratio
+
+    assert eye_aspect_ratio(face.points) < 0.12 < eye_aspect_ratio(s42.landmarks.points) - 0.15
+    iris = np.round(s42.landmarks.xy[468]).astype(int)  # where the iris was: now lid skin, not dark iris
+    before = s42.image[iris[1] - 2:iris[1] + 3, iris[0] - 2:iris[0] + 3].astype(float).mean()
+    after = out[iris[1] - 2:iris[1] + 3, iris[0] - 2:iris[0] + 3].astype(float).mean()
+    assert after > before + 40
