@@ -3,7 +3,8 @@
 Per frame, for the triangles that move, every coarse grid cell inside a *target* triangle gets the
 source position given by that triangle's affine map (vectorised over bounding-box candidates, no
 Python loop per triangle). Triangles are drawn far-to-near (by the portrait's landmark depth) so a
-nose turning over a cheek covers it; triangles flipped by the motion are back faces and skipped. The
+nose turning over a cheek covers it; triangles flipped by the motion are back faces, drawn first of
+all (under everything else: hidden where anything covers them, a fill where nothing does). The
 coarse map is upsampled linearly (exact for affine pieces) and ``cv2.remap`` resamples only the region
 that moves; the rest of the portrait is copied untouched.
 """
@@ -81,8 +82,11 @@ def rasterize(src_pts: np.ndarray, dst_pts: np.ndarray, triangles: np.ndarray, s
 
     dst_g = (dst_pts[triangles] - off) / step  # (M, 3, 2) in grid units
     aff, ok, det = triangle_affines(src_pts[triangles], dst_g)
-    ok &= np.isnan(src_sign) | (np.sign(det) == src_sign)  # back faces (flipped by the motion) are hidden
-    idx = np.nonzero(ok)[0]
+    front = np.isnan(src_sign) | (np.sign(det) == src_sign)
+    # Back faces (flipped by the motion) go underneath everything else: where a nearer triangle
+    # covers them (nose over cheek) they are hidden; where nothing does (the far cheek at the
+    # silhouette of a turned head) they still fill the hole instead of tearing it open.
+    idx = np.concatenate([np.nonzero(ok & ~front)[0], np.nonzero(ok & front)[0]])
     if idx.size == 0:
         return WarpMap(roi, step, map_xy, tri_id)
     tri = dst_g[idx]
