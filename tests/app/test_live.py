@@ -213,10 +213,13 @@ def test_settings_persist_between_runs(qtbot, make_window, store, media):
     assert ps.compositor.mirror and not ps.motion.relative and ps.smoothing.min_cutoff < 1.0
 
 
-def test_demo_driver_drives_the_avatar(qtbot, make_window):
+def test_without_a_camera_the_demo_driver_drives_the_avatar(qtbot, make_window):
     pytest.importorskip("engine.demo_driver")
-    w = make_window()
-    w.start(SourceSpec("demo"))
+    w = make_window()  # no camera on this machine (list_cameras -> [])
+    w.start()  # the app still starts: it falls back to the demo driver
+    assert w.camera_spec == SourceSpec("demo")
+    labels = [w.camera_combo.itemText(i) for i in range(w.camera_combo.count())]
+    assert labels[0] == "No camera found" and "Video file…" in labels
     wait_ready(qtbot, w)
     probe = add_probe(w)
     wait_frames(qtbot, w, 10, probe)
