@@ -19,7 +19,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class OneEuroSettings:
-    min_cutoff: float = 1.5  # Hz
+    min_cutoff: float = 1.0  # Hz
     beta: float = 0.5  # Hz per (unit / s); for LandmarkFilter the unit is 0.01 inter-ocular distance
     d_cutoff: float = 1.0  # Hz, for the speed estimate
 
