@@ -1,9 +1,12 @@
 """Benchmark the FOMM engine: full vox-256 model, random weights (or --checkpoint/--config).
 
     python benchmarks/bench_fomm.py [--threads 2] [--repeats 10] [--warmup 3] [--no-onnx]
+                                    [--in-process] [--no-malloc-tuning]
 
-Reports medians (ms per frame) of the official-style uncached generator forward, the cached fast
-exact path and the ONNX Runtime path, measured interleaved in the same run, with their ratios.
+Reports medians (ms per frame) of the official-style uncached generator forward (by default in a
+separate process with glibc's default malloc settings, as the official code runs), the same forward
+in-process, the cached fast exact path (Winograd; and with direct convolutions) and the ONNX Runtime
+path, measured interleaved in the same rounds, with their ratios and the load average.
 """
 import argparse
 import json
@@ -25,10 +28,14 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-onnx", action="store_true")
+    ap.add_argument("--in-process", action="store_true",
+                    help="time the official-style forward in this process (not in its own)")
+    ap.add_argument("--no-malloc-tuning", action="store_true")
     args = ap.parse_args(argv)
     result = run_bench(checkpoint=args.checkpoint, config=args.config,
                        random_weights=args.checkpoint is None, threads=args.threads, size=args.size,
-                       repeats=args.repeats, warmup=args.warmup, onnx=not args.no_onnx, device=args.device)
+                       repeats=args.repeats, warmup=args.warmup, onnx=not args.no_onnx, device=args.device,
+                       official_process=not args.in_process, tune_malloc=not args.no_malloc_tuning)
     print(json.dumps(result, indent=2))
 
 

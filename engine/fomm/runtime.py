@@ -24,11 +24,19 @@ class FommRuntime:
 
     Images are float tensors (1, 3, H, W) in [0, 1]. ``backend`` is ``"torch"`` (fast exact path)
     or ``"onnx"`` (ONNX Runtime, best provider); ``fp16`` autocasts on CUDA and falls back to fp32
-    for good when an output is NaN/Inf or blank.
+    for good when an output is NaN/Inf or blank. ``tune_malloc`` (default on) applies the
+    process-wide glibc setting of :mod:`engine.fomm.malloc` (no page faults on per-frame tensors).
     """
 
     def __init__(self, kp_detector, generator, device: str | torch.device = "cpu", backend: str = "torch",
-                 fp16: bool = False, image_size: int = 256, onnx_dir=None, threads: int | None = None):
+                 fp16: bool = False, image_size: int = 256, onnx_dir=None, threads: int | None = None,
+                 tune_malloc: bool = True):
+        if tune_malloc:  # process-wide, glibc only: keep freed heap memory (see engine.fomm.malloc)
+            from engine.fomm.malloc import keep_freed_memory
+
+            self.malloc_tuned = keep_freed_memory()
+        else:
+            self.malloc_tuned = False
         self.device = torch.device(device)
         self.kp_detector = kp_detector.to(self.device).eval()
         self.generator = generator.to(self.device).eval()

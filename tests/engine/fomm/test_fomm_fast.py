@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from engine.fomm import load_checkpoint
 from engine.fomm.fast import FastGenerator, SubPixelUpBlock
@@ -73,3 +74,48 @@ def test_subpixel_upblock_equals_upsample_then_conv():
         for method in ("conv", "matmul"):
             fast.method = method
             assert float((fast(x) - expected).abs().max()) < 1e-5, method
+
+
+@pytest.mark.parametrize("r, padding, shape", [(3, 1, (2, 5, 13, 10)), (3, 1, (1, 4, 8, 8)), (2, 0, (1, 6, 9, 7))])
+def test_winograd_conv_equals_conv2d(r, padding, shape):
+    from engine.fomm.fast import WinogradConv
+
+    g = torch.Generator().manual_seed(r + shape[2])
+    c = shape[1]
+    weight = torch.randn(7, c, r, r, generator=g) / (c * r * r) ** 0.5
+    bias = torch.randn(7, generator=g)
+    x = torch.randn(*shape, generator=g)
+    conv = WinogradConv(weight, bias, m=4, padding=padding)
+    expected = F.conv2d(x.double(), weight.double(), bias.double(), padding=padding)
+    assert float((conv(x).double() - expected).abs().max()) < 1e-5
+    residual = torch.randn_like(expected, dtype=torch.float32)
+    fused = conv(x, residual=residual, relu=True).double()
+    assert float((fused - (expected + residual.double()).relu()).abs().max()) < 1e-5
+
+
+def test_fast_generator_direct_convolutions_match_fixture(fomm_fixtures, ref, monkeypatch):
+    """The non-Winograd kernels (FastResBlock.method = "conv") stay exact too."""
+    from engine.fomm.fast import FastResBlock
+
+    monkeypatch.setattr(FastResBlock, "method", "conv")
+    monkeypatch.setattr(SubPixelUpBlock, "method", "winograd")
+    kp, gen = load_checkpoint(fomm_fixtures / "small-cpk.pth.tar", fomm_fixtures / "small-config.yaml")
+    fast = FastGenerator(gen)
+    with torch.inference_mode():
+        features = fast.encode_source(torch.from_numpy(ref["source"]), _kp(ref, "kp_source"))
+        for t in (1, 4):
+            out = fast.animate(features, _kp(ref, "rel_adapt__kp_norm", t))
+            for key in KEYS:
+                err = float(np.abs(out[key].numpy() - ref[f"rel_adapt__{key}"][t]).max())
+                assert err <= 1e-4, f"{key} frame {t}: {err:.3g}"
+
+
+def test_malloc_tuning_is_guarded_and_idempotent():
+    import sys
+
+    from engine.fomm.malloc import keep_freed_memory
+
+    first = keep_freed_memory()
+    assert keep_freed_memory() is first
+    if not sys.platform.startswith("linux"):
+        assert first is False
