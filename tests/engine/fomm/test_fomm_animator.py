@@ -162,3 +162,125 @@ def test_random_weights_animator_is_full_vox256_and_seeded(fomm_fixtures):
     assert not torch.equal(kp_c.state_dict()[key], kp_a.state_dict()[key])
     bn = "predictor.encoder.down_blocks.0.norm.running_var"
     assert not torch.allclose(kp_a.state_dict()[bn], torch.ones_like(kp_a.state_dict()[bn]))
+
+
+# ----------------------------------------------------------------------------- crops of real portraits
+def _box(crop):
+    """The crop square in image pixel coordinates, (x0, y0, x1, y1): crop pixel centres are at
+    integer crop coordinates (OpenCV's convention), so the square spans -0.5 .. size - 0.5."""
+    lo, hi = -0.5, crop.size - 0.5
+    (x0, x1), (y0, y1) = (crop.inverse @ np.array([[lo, hi], [lo, hi], [1, 1]], np.float64))
+    return x0, y0, x1, y1
+
+
+def _check_render(animator, portrait, motion_kp):
+    out = animator.render(motion_kp)
+    assert out.shape == portrait.image.shape and out.dtype == np.uint8
+    crop = animator._crop
+    h, w = portrait.image.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    u = crop.matrix[0, 0] * xs + crop.matrix[0, 1] * ys + crop.matrix[0, 2]
+    v = crop.matrix[1, 0] * xs + crop.matrix[1, 1] * ys + crop.matrix[1, 2]
+    # the paste-back samples the crop bilinearly: image pixels farther than one crop pixel from the
+    # crop's pixel centres get nothing of it, and must be the portrait, bit for bit
+    outside = (u <= -1) | (v <= -1) | (u >= crop.size) | (v >= crop.size)
+    assert outside.any()
+    assert np.array_equal(out[outside], portrait.image[outside])
+    # the feathered mask: half-way from the crop edge to its centre the animation shows fully
+    near = (np.abs(u - crop.size / 2) < crop.size / 4) & (np.abs(v - crop.size / 2) < crop.size / 4)
+    assert np.abs(out[near].astype(int) - portrait.image[near]).mean() > 1
+    return out
+
+
+@pytest.fixture(scope="module")
+def real_portraits(media):
+    from engine.portrait import load_portrait
+
+    return {name: load_portrait(media / "sources" / f"{name}.jpg") for name in ("s0", "s2", "s12")}
+
+
+def test_crop_on_real_portraits(models, real_portraits):
+    """Face crop of real portraits (s2 is 2048 px: a 3.6x shrink): the face sits inside the crop,
+    pixels outside the crop square are untouched after paste-back, and the crop is anti-aliased."""
+    for name, portrait in real_portraits.items():
+        animator = FommAnimator(models=models, size=64)
+        kp = animator.set_source(portrait)
+        crop = animator._crop
+        h, w = portrait.image.shape[:2]
+        x0, y0, x1, y1 = _box(crop)
+        assert x1 - x0 == pytest.approx(y1 - y0)  # square, no distortion
+        # the landmark box maps inside the crop, centred horizontally
+        lm = portrait.landmarks.xy[:, :2] @ crop.matrix[:, :2].T + crop.matrix[:, 2]
+        assert lm.min() > 0 and lm.max() < crop.size, name
+        inside = x0 >= 0 and y0 >= 0 and x1 <= w and y1 <= h
+        patch = crop_image(portrait.image, crop)
+        if inside:  # the crop is a (filtered) resample of the square: compare with an area resize
+            import cv2
+
+            ref = cv2_area_crop(portrait.image, (x0, y0, x1, y1), crop.size).astype(float)
+            err = np.abs(patch - ref).mean()
+            assert np.abs(patch.mean((0, 1)) - ref.mean((0, 1))).max() < 2 and err < 12, name
+            if crop.matrix[0, 0] < 0.66:  # shrinking: closer to the area average than plain bilinear
+                aliased = cv2.warpAffine(portrait.image, crop.matrix, (crop.size, crop.size),
+                                         flags=cv2.INTER_LINEAR).astype(float)
+                assert err < np.abs(aliased - ref).mean(), name
+        out = _check_render(animator, portrait, kp)  # target = source keypoints: a near-identity
+        centre = tuple(int(v) for v in ((y0 + y1) / 2, (x0 + x1) / 2))
+        assert out[centre].shape == (3,)
+        animator.close()
+
+
+def cv2_area_crop(image, box, size):
+    import cv2
+
+    x0, y0, x1, y1 = box
+    sub = image[int(round(y0)):int(round(y1)), int(round(x0)):int(round(x1))]
+    return cv2.resize(sub, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def test_crop_is_antialiased_when_shrinking():
+    """A 1-px checkerboard shrunk 4x must come out flat grey (no aliasing), as skimage's
+    anti-aliased resize in the official demo gives."""
+    board = ((np.indices((400, 400)).sum(0) % 2) * 255).astype(np.uint8)
+    image = np.repeat(board[..., None], 3, axis=2)
+    crop = face_crop(np.array([[150, 150], [250, 250]], np.float32), (400, 400), size=64, scale=2.56,
+                     shift_up=0.0)
+    assert crop.matrix[0, 0] == pytest.approx(0.25)
+    patch = crop_image(image, crop).astype(float)
+    assert abs(patch.mean() - 127.5) < 3 and patch.std() < 4
+
+
+def test_crop_of_face_touching_the_border(models, real_portraits):
+    """s0 cut so that the top of the face (and part of the crop square) is outside the image: the
+    crop pads by replicating the border row, the render keeps the portrait's size, and only
+    pixels under the crop square change."""
+    from engine.tracking import FaceLandmarks
+
+    full = real_portraits["s0"]
+    top = int(full.landmarks.xy[:, 1].min()) + 10  # cut through the forehead
+    image = np.ascontiguousarray(full.image[top:])
+    pts = full.landmarks.points.copy()
+    pts[:, 1] -= top
+    h, w = image.shape[:2]
+    portrait = Portrait(image=image, landmarks=FaceLandmarks(points=pts, image_size=(w, h)), name="cut")
+    animator = FommAnimator(models=models, size=64)
+    kp = animator.set_source(portrait)
+    crop = animator._crop
+    x0, y0, x1, y1 = _box(crop)
+    assert y0 < -5 and 0 <= x0 and x1 <= w  # the square sticks out at the top only
+    patch = crop_image(image, crop)
+    # crop rows that sample above the image (y < 0) replicate the top row: all equal to each other
+    rows_above = [v for v in range(crop.size) if (crop.inverse @ np.array([0, v + 1, 1.0]))[1] < 0]
+    assert len(rows_above) >= 2
+    assert all(np.array_equal(patch[rows_above[0]], patch[v]) for v in rows_above)
+    out = _check_render(animator, portrait, kp)
+    assert out.shape == image.shape
+    # the top image row under the crop centre is inside the feathered mask (alpha near 1): it shows
+    # the animation, so the crop's replicated padding meets the image border without a seam
+    from engine.fomm.crop import feather_mask
+    import cv2
+
+    alpha = cv2.warpAffine(feather_mask(crop.size), crop.inverse, (w, h), flags=cv2.INTER_LINEAR)
+    cx = int((x0 + x1) / 2)
+    assert alpha[0, cx] > 0.5
+    animator.close()
