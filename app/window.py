@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFrame, QHBoxLayout, QLab
                                QVBoxLayout, QWidget)
 
 from app import settings as settings_mod
-from app._compat import guard_singleton_refcounts
 from app.clips import default_clips_dir, format_duration, new_clip_path
 from app.recording import Recording, default_audio_factory
 from app.settings import AppSettings
@@ -88,7 +87,6 @@ class MainWindow(QMainWindow):
     def __init__(self, store: QSettings | None = None, clips_dir: Path | None = None,
                  avatars_dir: Path | None = BUNDLED_AVATARS, vcam_factory: Callable | None = None,
                  audio_factory: Callable | None = None, list_cameras: Callable[[], list[int]] | None = None):
-        guard_singleton_refcounts()
         super().__init__()
         _preload_engine_libraries()
         self.store = store if store is not None else settings_mod.default_store()
