@@ -44,7 +44,7 @@ def read_image(path) -> np.ndarray:
     if not path.is_file():
         raise SourceImageError(f"source image not found: {path}")
     data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    image = cv2.imdecode(data, _decode_flags(path, data)) if data.size else None
     if image is None:
         raise SourceImageError(f"cannot read source image {path.name}: not an image, or the file is damaged")
     if image.dtype == np.uint16:
@@ -60,6 +60,32 @@ def read_image(path) -> np.ndarray:
     else:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     return fit_within(image, MAX_PORTRAIT_SIDE)
+
+
+def _decode_flags(path: Path, data: np.ndarray) -> int:
+    """JPEG: colour with the EXIF rotation applied (phone photos), decoded at 1/2, 1/4 or 1/8 size
+    when even that exceeds MAX_PORTRAIT_SIDE (a 10000² photo never occupies 300 MB).
+    Other formats: as stored, so alpha and 16-bit survive (EXIF rotation is a JPEG matter)."""
+    import cv2
+
+    if data[:2].tobytes() != b"\xff\xd8":
+        return cv2.IMREAD_UNCHANGED
+    try:
+        import warnings
+
+        from PIL import Image
+
+        with warnings.catch_warnings():  # a huge photo is expected here, not a decompression bomb
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:  # reads the header only
+                long_side = max(im.size)
+    except Exception:  # damaged header: let OpenCV decide and report
+        return cv2.IMREAD_COLOR
+    for factor, flag in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
+                         (2, cv2.IMREAD_REDUCED_COLOR_2)):
+        if long_side / factor >= MAX_PORTRAIT_SIDE:
+            return flag
+    return cv2.IMREAD_COLOR
 
 
 def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:

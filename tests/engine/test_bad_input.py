@@ -138,7 +138,7 @@ def test_huge_image_renders_within_bounded_memory(portrait_bgr, tmp_path):
                             timeout=180)
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["rc"] == 0, result.stderr
-    assert report["rss_mb"] < 1500, report
+    assert report["rss_mb"] < 900, report  # the JPEG is decoded at 1/4 size, never at 300 MB
     frames, _ = decode(out)
     assert len(frames) == 3 and frames[0].shape == (2048, 2048, 3)
 
