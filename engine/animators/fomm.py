@@ -24,7 +24,7 @@ class FommAnimator(Animator):
 
     def __init__(self, checkpoint=None, config=None, device: str = "cpu", backend: str = "torch",
                  fp16: bool = False, align_corners: bool = True, threads: int | None = None,
-                 crop_scale: float = 1.8, crop_shift_up: float = 0.1, models=None, size: int = 256,
+                 crop_scale: float = 1.8, crop_shift_up: float = 0.1, models=None, size: int | None = None,
                  random_weights: bool = False, seed: int = 0):
         """``checkpoint``/``config``: the official files (``CheckpointError`` if unusable); or
         ``models=(kp_detector, generator)`` already built (tests, benchmarks); or
@@ -48,6 +48,8 @@ class FommAnimator(Animator):
         if threads:
             torch.set_num_threads(int(threads))
         kp, gen = models
+        if size is None:  # the resolution the checkpoint was trained at (vox-256: 256)
+            size = _config_image_size(config)
         self.size = size
         self.crop_scale = crop_scale
         self.crop_shift_up = crop_shift_up
@@ -92,6 +94,15 @@ class FommAnimator(Animator):
     def close(self) -> None:
         self.runtime = None
         self._portrait = None
+
+
+def _config_image_size(config) -> int:
+    if config is None:
+        return 256
+    from engine.fomm import FommConfig
+
+    cfg = config if isinstance(config, FommConfig) else FommConfig.from_yaml(config)
+    return cfg.image_size
 
 
 def _keypoints(kp: dict) -> Keypoints:
