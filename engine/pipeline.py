@@ -70,6 +70,7 @@ class Pipeline:
     def calibrate(self) -> None:
         """The next frame with a face becomes the reference pose."""
         self.motion.reset()
+        self.animator.forget_driver()
 
     def update_settings(self, settings: PipelineSettings) -> None:
         if settings.smoothing != self.settings.smoothing:

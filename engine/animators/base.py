@@ -35,5 +35,9 @@ class Animator(ABC):
     def render(self, target: Keypoints) -> np.ndarray:
         """The portrait posed by ``target`` keypoints, at the portrait's resolution (H, W, 3) uint8."""
 
+    def forget_driver(self) -> None:
+        """A new reference pose is being taken (``Pipeline.calibrate``), maybe of another person:
+        drop what the engine learned about the driver (alignment, usual eye openness, ...)."""
+
     def close(self) -> None:
         """Release models and buffers."""
