@@ -5,6 +5,7 @@ import pytest
 from engine.animators import create_animator
 from engine.capture import Frame, VideoFileSource
 from engine.compositing import CompositorSettings
+from engine.motion import MotionSettings
 from engine.pipeline import STAGES, Pipeline, PipelineSettings
 from engine.portrait import load_portrait
 
@@ -78,3 +79,17 @@ def test_live_output_animates_a_big_portrait_at_the_size_it_fills(frames, media)
                                np.array(big.landmarks.bbox()) * 720 / 2048, atol=0.5)
     pipe.update_settings(PipelineSettings(compositor=CompositorSettings(output_size=None)))
     assert pipe.process(frames[1]).animated.shape == (2048, 2048, 3)
+
+
+def test_calibrating_refits_the_absolute_alignment_to_a_new_driver(frames, portraits, media):
+    """Absolute mode maps the driver's face onto the portrait by a similarity fitted once per
+    driver: after calibrate() a different person (another video) is fitted afresh."""
+    pipe = make_pipeline(portraits[0], smoothing=None, motion=MotionSettings(relative=False))
+    other = list(VideoFileSource(media / "driving" / "d9.mp4", max_frames=1))[0]
+    pipe.process(frames[0])
+    stale = pipe.process(other).animated
+    pipe.calibrate()
+    fresh = pipe.process(other).animated
+    rest = portraits[0].image.astype(int)
+    # fitted on this very face, absolute mode reproduces the portrait nearly unchanged
+    assert np.abs(fresh.astype(int) - rest).mean() < 0.5 * np.abs(stale.astype(int) - rest).mean()

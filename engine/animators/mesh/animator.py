@@ -9,7 +9,7 @@ lip clamping, ring motion from the head's similarity transform, a coarse piecewi
 so a blink closes the portrait's eye whatever the two eyes' sizes.
 
 Driving keypoints: the driver's landmarks mapped into the *portrait's* frame by one similarity
-(fitted on rigid points, on the first driving face after ``set_source``; ``realign()`` refits). In
+(fitted on rigid points, on the first driving face after ``set_source``; ``forget_driver()`` refits). In
 absolute mode the target is therefore the driver's face shape and head motion placed where the
 portrait's face is; in relative mode only the motion counts, expressed along the portrait's own
 face axes (a driver tilted at calibration still nods along the portrait's nose line).
@@ -123,8 +123,9 @@ class MeshAnimator(Animator):
         self._closure = None
         return Keypoints(value=xy.astype(np.float32))
 
-    def realign(self) -> None:
-        """Refit the driver-to-portrait similarity on the next driving face."""
+    def forget_driver(self) -> None:
+        """On calibration: refit the driver-to-portrait similarity and relearn the driver's usual
+        eye openness on the next driving face (it may be someone else now)."""
         self._align = None
         self._blink.reset()
 
