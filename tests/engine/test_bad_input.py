@@ -128,11 +128,12 @@ def test_huge_image_renders_within_bounded_memory(portrait_bgr, tmp_path):
     del canvas
     out = tmp_path / "huge.mp4"
     script = textwrap.dedent(f"""
-        import json, resource, sys
+        import json, sys
+        from engine.bench import peak_rss_mb
         from engine.cli import main
         rc = main(["render", "--source", {str(big)!r}, "--driving", "demo", "--max-frames", "3",
                    "-o", {str(out)!r}, "--quiet"])
-        print(json.dumps({{"rc": rc, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+        print(json.dumps({{"rc": rc, "rss_mb": peak_rss_mb()}}))
     """)
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
                             timeout=180)
