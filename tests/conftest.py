@@ -30,3 +30,26 @@ def media(shared) -> Path:
 @pytest.fixture(scope="session")
 def fomm_fixtures(shared) -> Path:
     return _require(shared / "fixtures" / "fomm")
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """``tiny_disk(size_kb)`` -> a folder on a tmpfs of that size: a disk that fills up for real.
+    Mounting needs root (as in CI); elsewhere the test is skipped with the reason."""
+    import subprocess
+
+    mounts = []
+
+    def make(size_kb: int) -> Path:
+        mount_point = tmp_path / f"tiny{len(mounts)}"
+        mount_point.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(mount_point)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root/CAP_SYS_ADMIN): {result.stderr.strip()}")
+        mounts.append(mount_point)
+        return mount_point
+
+    yield make
+    for mount_point in mounts:
+        subprocess.run(["umount", str(mount_point)], check=False)
