@@ -124,14 +124,34 @@ class SubPixelUpBlock(nn.Module):
         n, _, h, w = x.shape
         o = self.out_channels
         xp = F.pad(x, (1, 1, 1, 1))
-        y = F.relu(self._low_res(xp, self._choose(xp))).view(n, 4, o, h + 1, w + 1)
-        p00 = y[:, 0, :, :h, :w]
-        p01 = y[:, 1, :, :h, 1:]
-        p10 = y[:, 2, :, 1:, :w]
-        p11 = y[:, 3, :, 1:, 1:]
-        top = torch.stack([p00, p01], dim=-1)  # (n, o, h, w, 2): row 2i, columns 2j + b
-        bottom = torch.stack([p10, p11], dim=-1)
-        return torch.stack([top, bottom], dim=3).reshape(n, o, 2 * h, 2 * w)
+        method = self._choose(xp)
+        if method == "winograd" and n == 1:  # one pad, straight to the tile multiple
+            m = 4
+            th, tw = -(-(h + 1) // m), -(-(w + 1) // m)
+            xp = F.pad(x, (1, tw * m - w, 1, th * m - h))
+            if self.__dict__.get("_wino") is None:
+                self.__dict__["_wino"] = WinogradConv(self.conv.weight, self.conv.bias, m=4, padding=0)
+            y = self.__dict__["_wino"](xp, padded=True)
+        else:
+            y = self._low_res(xp, method)
+        y = y.view(n, 4, o, *y.shape[2:])
+        if not _winograd_ok(xp):  # traced/exported: no writes into views
+            y = F.relu(y)
+            p00 = y[:, 0, :, :h, :w]
+            p01 = y[:, 1, :, :h, 1:w + 1]
+            p10 = y[:, 2, :, 1:h + 1, :w]
+            p11 = y[:, 3, :, 1:h + 1, 1:w + 1]
+            top = torch.stack([p00, p01], dim=-1)  # (n, o, h, w, 2): row 2i, columns 2j + b
+            bottom = torch.stack([p10, p11], dim=-1)
+            return torch.stack([top, bottom], dim=3).reshape(n, o, 2 * h, 2 * w)
+        # ReLU and the interleave in one pass: output pixel (2i + a, 2j + b) is phase 2a + b at
+        # low-res (i + a, j + b)
+        out = torch.empty((n, o, 2 * h, 2 * w), dtype=y.dtype, device=y.device)
+        out6 = out.view(n, o, h, 2, w, 2)
+        for a in (0, 1):
+            for b in (0, 1):
+                torch.clamp(y[:, 2 * a + b, :, a:a + h, b:b + w], min=0, out=out6[:, :, :, a, :, b])
+        return out
 
 
 #: finite interpolation points per tile size n (plus the point at infinity); for F(4, 3) the set
@@ -187,27 +207,69 @@ class WinogradConv(nn.Module):
         self.register_buffer("bias", bias.detach().to(dtype).clone())
         self.out_channels, self.in_channels = weight.shape[:2]
 
-    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None, relu: bool = False):
+    def _bias_row(self, tiles: int) -> torch.Tensor:
+        """The bias repeated per tile, (1, O * tiles): added by the output-transform GEMM (addmm)."""
+        rows = self.__dict__.setdefault("_bias_rows", {})
+        key = (tiles, torch.is_inference_mode_enabled())
+        if key not in rows:
+            rows[key] = self.bias.repeat_interleave(tiles).view(1, -1)
+        return rows[key]
+
+    def padded_size(self, h: int, w: int) -> tuple[int, int] | None:
+        """(H, W) of the zero-padded input ``forward(..., padded=True)`` takes for an h x w output,
+        or None when h or w is not a multiple of m (then call with the unpadded input)."""
+        m, r = self.m, self.r
+        return (h + r - 1, w + r - 1) if h % m == 0 and w % m == 0 else None
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None, relu: bool = False,
+                padded: bool = False, out: torch.Tensor | None = None):
+        """``padded``: x already holds the zero padding (see :meth:`padded_size`; output size
+        ``H - r + 1``); ``out``: a (possibly strided) (1, O, oh, ow) tensor to write the result into."""
         if x.shape[0] != 1:
+            assert not padded and out is None
             return torch.cat([self(x[i:i + 1], None if residual is None else residual[i:i + 1], relu)
                               for i in range(x.shape[0])])
         m, n, r, p = self.m, self.n, self.r, self.padding
         _, c, h, w = x.shape
-        oh, ow = h + 2 * p - r + 1, w + 2 * p - r + 1
-        th, tw = -(-oh // m), -(-ow // m)
-        xp = F.pad(x, (p, tw * m + r - 1 - w - p, p, th * m + r - 1 - h - p))
-        tiles = xp.unfold(2, n, m).unfold(3, n, m)  # (1, C, th, tw, n, n), a view
-        d = tiles.permute(4, 5, 0, 1, 2, 3).reshape(n * n, c * th * tw)
-        v = torch.matmul(self.bt, d).view(n * n, c, th * tw)
+        if padded:
+            xp = x
+            oh, ow = h - r + 1, w - r + 1
+            th, tw = oh // m, ow // m
+            assert th * m == oh and tw * m == ow
+        else:
+            oh, ow = h + 2 * p - r + 1, w + 2 * p - r + 1
+            th, tw = -(-oh // m), -(-ow // m)
+            xp = F.pad(x, (p, tw * m + r - 1 - w - p, p, th * m + r - 1 - h - p))
+        # input transform B^T d B of every tile as a stride-m convolution with n^2 fixed filters,
+        # one image per channel: (C, n^2, tiles), used transposed (strided) by the batched GEMM
+        v = F.conv2d(xp.reshape(c, 1, *xp.shape[2:]), self.bt.view(n * n, 1, n, n), stride=m)
+        v = v.view(c, n * n, th * tw).transpose(0, 1)
         prod = torch.bmm(self.u, v)  # (n^2, O, tiles)
         o = self.out_channels
-        y = torch.matmul(self.at, prod.view(n * n, o * th * tw))
-        y = y.view(m, m, o, th, tw).permute(2, 3, 0, 4, 1).reshape(1, o, th * m, tw * m)
+        y = torch.addmm(self._bias_row(th * tw), self.at, prod.view(n * n, o * th * tw))  # (m^2, O*tiles)
+        y5 = y.view(m, m, o, th, tw)
         if th * m != oh or tw * m != ow:
-            y = y[:, :, :oh, :ow]
-        y = y + self.bias.view(1, -1, 1, 1) if residual is None else torch.add(residual, y).add_(
-            self.bias.view(1, -1, 1, 1))
-        return y.relu_() if relu else y
+            y = y5.permute(2, 3, 0, 4, 1).reshape(1, o, th * m, tw * m)[:, :, :oh, :ow]
+            y = y if residual is None else torch.add(residual, y)
+            y = y.relu_() if relu else y
+            if out is None:
+                return y
+            return out.copy_(y)
+        if out is None:
+            out = torch.empty((1, o, oh, ow), dtype=y.dtype, device=y.device)
+
+        def tiled(t):  # (1, O, th*m, tw*m) -> (m, m, O, th, tw) view
+            return t[0].unflatten(1, (th, m)).unflatten(3, (tw, m)).permute(2, 4, 0, 1, 3)
+
+        if residual is not None:
+            torch.add(tiled(residual), y5, out=tiled(out))
+            if relu:
+                out.relu_()
+        elif relu:
+            torch.clamp(y5, min=0, out=tiled(out))
+        else:
+            tiled(out).copy_(y5)
+        return out
 
 
 def _winograd_ok(x: torch.Tensor) -> bool:
@@ -237,7 +299,22 @@ class FastResBlock(nn.Module):
     def forward(self, x):
         out = F.relu(torch.addcmul(self.shift, x, self.scale))
         if self.method == "winograd" and self.wino1 is not None and _winograd_ok(x):
-            return self.wino2(self.wino1(out, relu=True), residual=x)
+            size = self.wino1.padded_size(*x.shape[2:]) if x.shape[0] == 1 else None
+            if size is None:
+                return self.wino2(self.wino1(out, relu=True), residual=x)
+            # both conv inputs are written straight into zero-bordered buffers (kept per shape:
+            # only their interiors are ever written), so neither conv pads
+            h, w = x.shape[2:]
+            bufs = self.__dict__.setdefault("_buffers", {})
+            key = (tuple(x.shape), x.dtype, x.device, torch.is_inference_mode_enabled())
+            if key not in bufs:
+                bufs[key] = [x.new_zeros(1, x.shape[1], *size) for _ in range(2)]
+            a, b = bufs[key]
+            inner_a, inner_b = a[:, :, 1:h + 1, 1:w + 1], b[:, :, 1:h + 1, 1:w + 1]
+            torch.addcmul(self.shift, x, self.scale, out=inner_a)
+            inner_a.relu_()
+            self.wino1(a, relu=True, padded=True, out=inner_b)
+            return self.wino2(b, residual=x, padded=True)
         out = F.relu(self.conv1(out))
         return self.conv2(out) + x
 
