@@ -334,8 +334,38 @@ class ThinHead(nn.Module):
         self.conv = _conv(w, b, convs[0].padding, convs[0].weight.dtype)
         self.conv.weight.data = self.conv.weight.data.contiguous(memory_format=torch.channels_last)
         self.channels_last = True
+        self.taps = False  # see forward_taps
+
+    def forward_taps(self, x):
+        """Same conv as one GEMM of all k*k taps' weights with the unpadded input, (k*k*O, C) x
+        (C, H*W), then k*k shifted adds of the (O, H, W) tap planes (clipped at the borders: the
+        zero padding). For wide, large inputs (the generator's final 7x7 conv, 64 -> 3 channels at
+        256x256) this is faster than the direct convolution, which pads the output to 16 channels."""
+        _, c, h, w = x.shape
+        kh, kw = self.conv.kernel_size
+        ph, pw = self.conv.padding
+        o = sum(self.splits)
+        key = (x.device, x.dtype, torch.is_inference_mode_enabled())
+        if self.__dict__.get("_taps_key") != key:
+            wt = self.conv.weight.detach()[:o].permute(2, 3, 0, 1).reshape(kh * kw * o, c)
+            self.__dict__["_taps"] = wt.to(x.device, x.dtype).contiguous()
+            self.__dict__["_taps_key"] = key
+        planes = torch.mm(self.__dict__["_taps"], x.reshape(c, h * w)).view(kh, kw, o, h, w)
+        out = self.conv.bias.detach()[:o].view(1, o, 1, 1).expand(1, o, h, w).clone()
+        for i in range(kh):
+            dy = i - ph
+            y0, y1 = max(0, -dy), min(h, h - dy)
+            for j in range(kw):
+                dx = j - pw
+                x0, x1 = max(0, -dx), min(w, w - dx)
+                if y0 < y1 and x0 < x1:
+                    out[0, :, y0:y1, x0:x1] += planes[i, j, :, y0 + dy:y1 + dy, x0 + dx:x1 + dx]
+        return list(torch.split(out, self.splits, dim=1)) if len(self.splits) > 1 else [out]
 
     def forward(self, x):
+        if (self.taps and x.shape[0] == 1 and self.conv.stride == (1, 1) and self.conv.dilation == (1, 1)
+                and _winograd_ok(x)):
+            return self.forward_taps(x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         out = self.conv(x)
@@ -382,6 +412,7 @@ class FastGenerator(nn.Module):
         self.bottleneck = nn.Sequential(*(FastResBlock(b) for b in generator.bottleneck))
         self.up = nn.ModuleList(SubPixelUpBlock(b, winograd=True) for b in generator.up_blocks)
         self.final = ThinHead([generator.final])
+        self.final.taps = True
         self.eval().requires_grad_(False)
 
     @property
