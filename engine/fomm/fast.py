@@ -8,6 +8,9 @@ Same arithmetic as the official forward up to float32 rounding (parity tested to
   low-resolution input (exactly the same sums, 2.25x fewer multiply-adds), interleaved after;
 - thin-output heads (final RGB conv, mask + occlusion merged into one conv) zero-padded to 16
   output channels and run channels_last, where oneDNN has a much faster kernel;
+- Winograd F(4x4, 3x3) residual blocks (input transform as a strided conv with fixed filters,
+  bias inside the output GEMM, residual add / ReLU / zero padding fused into the untiling write);
+- the generator's final 7x7 conv as one GEMM over all taps plus shifted adds;
 - closed-form 2x2 inverses; ``torch.inference_mode`` in callers.
 """
 from __future__ import annotations
