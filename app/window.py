@@ -648,6 +648,9 @@ class MainWindow(QMainWindow):
             self.gallery.set_portrait(path, portrait.image, portrait.landmarks.bbox())
         self.driving_view.set_avatar(portrait.image)
         self.messages.clear("engine")
+        animator = w.pipeline.animator
+        runs_on = getattr(animator, "provider", "")  # neural engines say what runs them (e.g. ONNX provider)
+        self.statusBar().showMessage(f"{animator.name} engine ready" + (f" · {runs_on}" if runs_on else ""), 8000)
         if self._pending_avatar and self._pending_avatar in self.portraits:
             self._apply_avatar(self._pending_avatar)
         if self._pending_recording is not None:

@@ -70,6 +70,10 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--random-weights", action="store_true",
                    help="FOMM with random weights (for speed tests only: the output is noise)")
     g.add_argument("--device", choices=("cpu", "cuda"), help="where FOMM runs (default: cpu)")
+    g.add_argument("--backend", choices=("torch", "onnx"),
+                   help="FOMM runtime: torch (default) or ONNX Runtime with the best provider found")
+    g.add_argument("--fp16", action="store_true",
+                   help="FOMM on CUDA in half precision (falls back to fp32 on NaN/Inf or a blank frame)")
 
 
 def _motion_args(p: argparse.ArgumentParser) -> None:
@@ -150,7 +154,8 @@ def engine_options(args) -> dict:
     dimensions and random weights, so the fomm engine can be timed without a checkpoint.
     """
     flags = {"checkpoint": args.checkpoint, "config": args.config,
-             "random_weights": args.random_weights or None, "device": getattr(args, "device", None)}
+             "random_weights": args.random_weights or None, "device": getattr(args, "device", None),
+             "backend": getattr(args, "backend", None), "fp16": getattr(args, "fp16", False) or None}
     given = {k: v for k, v in flags.items() if v is not None}
     if given and args.engine != "fomm":
         names = ", ".join("--" + k.replace("_", "-") for k in given)
@@ -283,6 +288,7 @@ def cmd_render(args) -> int:
     driver = open_driver(args.driving, args.max_frames, seed=args.seed)
     portrait = load_portrait(args.source)
     animator = create_animator(args.engine, **options)
+    runs_on = getattr(animator, "provider", "")  # neural engines: what runs the networks
     pipeline = Pipeline(animator, portrait, pipeline_settings(args))
 
     if args.driving == "demo":
@@ -325,6 +331,8 @@ def cmd_render(args) -> int:
              f"({_fmt_duration(frames / driver.fps)} of video) in {_fmt_duration(elapsed)} "
              f"({frames / max(elapsed, 1e-9):.1f} fps) -> {out}",
              f"frames without a face held: {pipeline.frames_without_face}"]
+    if runs_on:
+        parts.append(f"{animator.name} on {runs_on}")
     if driver.truncated:
         why = f" ({driver.error})" if getattr(driver, "error", "") else ""
         parts.append(f"truncated input: {Path(args.driving).name} is cut off or damaged{why}; "

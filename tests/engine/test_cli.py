@@ -212,3 +212,29 @@ def test_motion_flags_change_the_render(capsys, small_portrait, media, tmp_path)
     unscaled = last_frame("--no-adapt-scale")
     assert abs(relative - absolute).mean() > 0.5
     assert abs(relative - unscaled).mean() > 0.1
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_render_with_a_fomm_checkpoint(capsys, small_portrait, media, fomm_fixtures, tmp_path, backend):
+    """The official-format checkpoint through the CLI: the clip has the driver's frames at the
+    portrait's (even) size, and the summary says what ran the networks."""
+    out = tmp_path / "fomm.mp4"
+    rc, stdout, err = run(capsys, "render", "--source", small_portrait, "--driving", media / "driving" / "d0.mp4",
+                          "-o", out, "--engine", "fomm", "--checkpoint", fomm_fixtures / "small-cpk.pth.tar",
+                          "--config", fomm_fixtures / "small-config.yaml", "--backend", backend,
+                          "--max-frames", "6", "--quiet")
+    assert rc == 0, err
+    expected = "fomm on torch cpu" if backend == "torch" else "fomm on onnxruntime CPUExecutionProvider"
+    assert expected in stdout
+    with av.open(str(out)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == 6 and frames[0].shape == (640, 360, 3)
+    # The face is redrawn by the network and pasted back; away from it the portrait stays as it was.
+    from engine.portrait import load_portrait
+
+    portrait = load_portrait(small_portrait)
+    still = portrait.image[:640, :360].astype(int)
+    x0, y0, x1, y1 = (int(v) for v in portrait.landmarks.bbox())
+    out0 = frames[-1].astype(int)
+    assert abs(out0[y0:y1, x0:x1] - still[y0:y1, x0:x1]).mean() > 10
+    assert abs(out0[-60:, :60] - still[-60:, :60]).mean() < 3
