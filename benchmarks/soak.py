@@ -20,21 +20,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from engine.bench import rss_mb  # noqa: E402
+
 DEFAULT_SOURCE = REPO / "assets" / "avatars" / "mona-lisa.jpg"
 DEFAULT_CAMERA = REPO.parent / "shared" / "media" / "driving" / "d9.mp4"
-
-
-def rss_mb() -> float:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class ThreadsRig:

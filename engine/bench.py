@@ -60,21 +60,37 @@ class BenchResult:
         return lines
 
 
+def _proc_status_mb(field: str) -> float | None:
+    """A memory field of /proc/self/status (Linux), in MB; None elsewhere."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _ru_maxrss_mb() -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process, MB.
 
     On Linux this is VmHWM of /proc/self/status: ``ru_maxrss`` also counts the memory of the parent
     this process was forked from (a test runner of 2 GB makes every child report 2 GB).
     """
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+    peak = _proc_status_mb("VmHWM")
+    return peak if peak is not None else _ru_maxrss_mb()
+
+
+def rss_mb() -> float:
+    """Resident set size of this process now, MB (the peak where the current value is unknown)."""
+    now = _proc_status_mb("VmRSS")
+    return now if now is not None else _ru_maxrss_mb()
 
 
 def run_bench(source, driving, engine: str = "mesh", frames: int = 300,

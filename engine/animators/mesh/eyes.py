@@ -50,18 +50,25 @@ def smoothstep(x):
     return x * x * (3 - 2 * x)
 
 
+def _pair_gaps(pts: np.ndarray, src: np.ndarray, upper, lower):
+    """For the inner (upper[i], lower[i]) pairs: the contour's downward normal, the pair indices,
+    their gap along it now, and the closed gap (the source's own overlap, or 0)."""
+    n = _down_normal(pts, upper[0], upper[-1])
+    up = np.array(upper[1:-1])
+    lo = np.array(lower[1:-1])
+    gap = (pts[lo] - pts[up]) @ n
+    ns = _down_normal(src, upper[0], upper[-1])
+    closed = np.minimum(0.0, (src[lo] - src[up]) @ ns)
+    return n, up, lo, gap, closed
+
+
 def clamp_pairs(pts: np.ndarray, src: np.ndarray, upper, lower, mode: str = "middle") -> None:
     """In place: each (upper[i], lower[i]) pair may close but not cross (beyond the source's own gap).
 
     ``mode="middle"``: crossing pairs meet half-way (lips); ``"upper"``: the upper point is put
     onto the lower one (eyelids).
     """
-    n = _down_normal(pts, upper[0], upper[-1])
-    up = np.array(upper[1:-1])
-    lo = np.array(lower[1:-1])
-    gap = (pts[lo] - pts[up]) @ n
-    ns = _down_normal(src, upper[0], upper[-1])
-    floor = np.minimum(0.0, (src[lo] - src[up]) @ ns)
+    n, up, lo, gap, floor = _pair_gaps(pts, src, upper, lower)
     bad = gap < floor
     if np.any(bad):
         if mode == "upper":
@@ -79,12 +86,7 @@ def close_lids(pts: np.ndarray, src: np.ndarray, closure=None) -> None:
     for k, (upper, lower, _) in enumerate(EYES):
         w = 0.0 if closure is None else float(closure[k])
         if w > 1e-3:
-            n = _down_normal(pts, upper[0], upper[-1])
-            up = np.array(upper[1:-1])
-            lo = np.array(lower[1:-1])
-            gap = (pts[lo] - pts[up]) @ n
-            ns = _down_normal(src, upper[0], upper[-1])
-            closed = np.minimum(0.0, (src[lo] - src[up]) @ ns)
+            n, up, lo, gap, closed = _pair_gaps(pts, src, upper, lower)
             move = np.maximum(gap - closed, 0.0) * w
             pts[up] += np.outer(move, n)
         clamp_pairs(pts, src, upper, lower, mode="upper")
