@@ -97,3 +97,61 @@ def test_landmark_filter_reset_and_non_face_shapes():
     assert np.all(np.isfinite(out))
     f.reset()
     np.testing.assert_array_equal(f(np.full((5, 2), 3.0), 0.2), np.full((5, 2), 3.0))
+
+
+def _similarity_residual(shape: np.ndarray, moved: np.ndarray) -> float:
+    """Largest distance between ``moved`` and the best 2-D similarity image of ``shape``."""
+    from engine.animators.mesh.animator import fit_similarity
+
+    a, t = fit_similarity(shape, moved)
+    return float(np.abs(shape @ a.T + t - moved).max())
+
+
+def test_landmark_filter_keeps_the_face_shape_while_the_head_moves():
+    """One cutoff for the whole face: a face that only turns, scales and shifts in the image stays
+    the same shape after filtering. A cutoff per coordinate changes it (measured below)."""
+    from engine.filters import LANDMARK_UNIT, LandmarkFilter
+
+    rng = np.random.default_rng(3)
+    base = _face_like(rng)[:, :2]
+    centre = base.mean(axis=0)
+    t = np.arange(90) / 30
+    frames = []
+    for ti in t:  # a head rolling, bobbing and leaning in, with changing speed
+        ang, s = 0.4 * np.sin(2.5 * ti), 1.0 + 0.2 * np.sin(1.7 * ti)
+        r = s * np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+        frames.append((base - centre) @ r.T + centre + [30 * np.sin(3 * ti), 12 * np.cos(2 * ti)])
+    shared = LandmarkFilter()
+    out = [shared(f, ti) for f, ti in zip(frames, t)]
+    assert max(_similarity_residual(base, o) for o in out) < 1e-6
+    element_wise = OneEuroFilter(OneEuroSettings())
+    unit = 40.0 * LANDMARK_UNIT  # the same speed unit (eye corners 40 px apart)
+    distorted = [element_wise(f, ti, scale=unit) for f, ti in zip(frames, t)]
+    assert max(_similarity_residual(base, o) for o in distorted) > 0.5  # px, on a 40 px IOD face
+
+
+def test_landmark_filter_adds_no_shake_to_a_real_moving_driver(media):
+    """d11 moves its head a lot: the filter must not make its landmarks shake more than the raw
+    tracker output (second difference, the quality metric's jitter). Element-wise cutoffs did (1.3x)."""
+    from engine import metrics
+    from engine.capture import VideoFileSource
+    from engine.filters import LandmarkFilter
+    from engine.tracking import FaceLandmarks, FaceTracker
+
+    tracker = FaceTracker(still=False)
+    raw = []
+    try:
+        for frame in VideoFileSource(media / "driving" / "d11.mp4", max_frames=150):
+            face = tracker.track(frame.image, frame.index / 30)
+            raw.append(face.points.astype(np.float64) if isinstance(face, FaceLandmarks) else None)
+    finally:
+        tracker.close()
+    assert sum(p is not None for p in raw) == len(raw) == 150
+    t = np.arange(len(raw)) / 30
+    shared = LandmarkFilter()
+    filtered = [shared(p, ti) for p, ti in zip(raw, t)]
+    element_wise = OneEuroFilter(OneEuroSettings())
+    per_coordinate = [element_wise(p, ti, scale=LandmarkFilter.unit(p)) for p, ti in zip(raw, t)]
+    j_raw, j_shared, j_elem = (metrics.jitter(s) for s in (raw, filtered, per_coordinate))
+    assert j_shared <= 1.05 * j_raw
+    assert j_elem > 1.1 * j_raw  # what the shared cutoff fixes: the check can tell them apart
