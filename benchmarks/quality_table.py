@@ -2,6 +2,7 @@
 
     python benchmarks/quality_table.py [--media ../shared/media] [--engine mesh] [--max-frames N]
                                        [--sources s0,s9] [--drivers d3] [--sheets DIR] [--json OUT]
+    python benchmarks/quality_table.py --from-json A.json [B.json ...]   # the table of saved runs
 
 Columns: eye / mouth correlation and amplitude ratio (output std / driver std), head-pose correlation
 per axis the driver moves more than 3° (others shown in parentheses), output faces found, jitter ratio
@@ -22,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from engine.evaluation import evaluate  # noqa: E402
+from engine.evaluation import QualityReport, evaluate  # noqa: E402
 from engine.metrics import POSE_AXES  # noqa: E402
 from engine.portrait import load_portrait  # noqa: E402
 
@@ -48,7 +49,16 @@ def main(argv=None) -> int:
     ap.add_argument("--drivers", default="")
     ap.add_argument("--sheets", type=Path, default=None, help="write a contact sheet per pair here")
     ap.add_argument("--json", type=Path, default=None, help="write every report here as JSON")
+    ap.add_argument("--from-json", type=Path, nargs="+", default=None,
+                    help="print the table of reports saved by --json (several runs, e.g. halves run in parallel)")
     args = ap.parse_args(argv)
+    if args.from_json:
+        reports = [QualityReport.from_dict(d) for path in args.from_json for d in json.loads(path.read_text())]
+        _header()
+        for r in reports:
+            _row(r)
+        _summary(reports, float("nan"))
+        return 0
 
     sources = sorted((args.media / "sources").glob("*.jpg"), key=_key)
     drivers = sorted((args.media / "driving").glob("*.mp4"), key=_key)
@@ -57,8 +67,7 @@ def main(argv=None) -> int:
     if args.drivers:
         drivers = [d for d in drivers if d.stem in args.drivers.split(",")]
 
-    print("| source | driver | frames | faces | eye r | eye amp | mouth r | mouth amp | yaw r | pitch r | roll r | jitter | engine ms | misses |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    _header()
     reports = []
     t0 = time.time()
     for src in sources:
@@ -68,21 +77,31 @@ def main(argv=None) -> int:
             r = evaluate(src, drv, engine=args.engine, max_frames=args.max_frames, contact_sheet_path=sheet,
                          portrait=portrait)
             reports.append(r)
-            pose = []
-            for axis in POSE_AXES:
-                c = _f(r.pose_corr.get(axis))
-                pose.append(c if axis in r.moving_axes else f"({c})")
-            eye = [_p(_f(r.eye_corr), r.eye_measurable), _p(_f(r.eye_amplitude), r.eye_measurable)]
-            mouth = [_p(_f(r.mouth_corr), r.mouth_measurable), _p(_f(r.mouth_amplitude), r.mouth_measurable)]
-            notes = r.failures() + r.not_applicable()
-            print(f"| {src.stem} | {drv.stem} | {r.frames} | {r.output_faces} | {' | '.join(eye)} "
-                  f"| {' | '.join(mouth)} | {' | '.join(pose)} | {_p(_f(r.jitter_ratio), r.jitter_measurable)} "
-                  f"| {_f(r.engine_ms, 1)} | {'; '.join(notes) if r.failures() else 'ok' + ('; ' + '; '.join(notes) if notes else '')} |",
-                  flush=True)
+            _row(r)
     _summary(reports, time.time() - t0)
     if args.json:
         args.json.write_text(json.dumps([r.to_dict() for r in reports], indent=1))
     return 0
+
+
+def _header():
+    print("| source | driver | frames | faces | eye r | eye amp | mouth r | mouth amp | yaw r | pitch r | roll r | jitter | engine ms | misses |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def _row(r) -> None:
+    pose = []
+    for axis in POSE_AXES:
+        c = _f(r.pose_corr.get(axis))
+        pose.append(c if axis in r.moving_axes else f"({c})")
+    eye = [_p(_f(r.eye_corr), r.eye_measurable), _p(_f(r.eye_amplitude), r.eye_measurable)]
+    mouth = [_p(_f(r.mouth_corr), r.mouth_measurable), _p(_f(r.mouth_amplitude), r.mouth_measurable)]
+    notes = r.failures() + r.not_applicable()
+    src, drv = Path(r.source).stem, Path(r.driving).stem
+    print(f"| {src} | {drv} | {r.frames} | {r.output_faces} | {' | '.join(eye)} "
+          f"| {' | '.join(mouth)} | {' | '.join(pose)} | {_p(_f(r.jitter_ratio), r.jitter_measurable)} "
+          f"| {_f(r.engine_ms, 1)} | {'; '.join(notes) if r.failures() else 'ok' + ('; ' + '; '.join(notes) if notes else '')} |",
+          flush=True)
 
 
 def _summary(reports, seconds):
@@ -93,7 +112,8 @@ def _summary(reports, seconds):
     print()
     from engine.evaluation import EYE_RANGE_MIN, MOUTH_RANGE_MIN
 
-    print(f"{len(reports)} pairs, {sum(r.ok for r in reports)} meet every target they can measure ({seconds:.0f} s).")
+    took = f" ({seconds:.0f} s)" if seconds == seconds else ""
+    print(f"{len(reports)} pairs, {sum(r.ok for r in reports)} meet every target they can measure{took}.")
     print()
     eye, mouth, jit = ([r for r in reports if r.eye_measurable], [r for r in reports if r.mouth_measurable],
                        [r for r in reports if r.jitter_measurable])

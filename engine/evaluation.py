@@ -9,7 +9,7 @@ time. A contact sheet (driver | output every ``every_n`` frames) lets a person l
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +122,13 @@ class QualityReport:
     @property
     def ok(self) -> bool:
         return not self.failures()
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "QualityReport":
+        """The report ``to_dict`` wrote (its derived keys are recomputed, None reads back as NaN)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: (float("nan") if v is None and k not in ("contact_sheet",) else v)
+                      for k, v in d.items() if k in names})
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -71,3 +71,16 @@ def test_openness_range_ignores_one_frame_glitches_but_keeps_blinks():
     assert openness_range(glitch) < 1e-9
     assert abs(openness_range(blink) - 0.25) < 1e-9
     assert math.isnan(openness_range([0.3, math.nan]))
+
+
+def test_saved_reports_read_back_with_the_same_verdicts(tmp_path):
+    """``quality_table.py --json`` then ``--from-json``: NaN (saved as null) and the n/a rules survive."""
+    reports = [_report(eye_corr=0.5, jitter_output=2.0, jitter_driver=1.0, jitter_floor=1.5),
+               _report(eye_corr=math.nan, eye_range_driver=0.02), _report()]
+    path = tmp_path / "q.json"
+    path.write_text(json.dumps([r.to_dict() for r in reports]))
+    back = [QualityReport.from_dict(d) for d in json.loads(path.read_text())]
+    assert [r.failures() for r in back] == [r.failures() for r in reports] == [["eye corr 0.50 < 0.85"], [], []]
+    assert [r.not_applicable() for r in back] == [r.not_applicable() for r in reports]
+    assert math.isnan(back[1].eye_corr) and math.isnan(back[2].jitter_floor)
+    assert back[0].pose_corr == reports[0].pose_corr
