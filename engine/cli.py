@@ -429,17 +429,19 @@ def _report_lines(d: dict) -> list[str]:
     known = {"source", "driving", "engine", "frames", "driver_faces", "output_faces", "eye_corr",
              "eye_amplitude", "mouth_corr", "mouth_amplitude", "pose_corr", "pose_range_deg",
              "pose_error_deg", "jitter_output", "jitter_driver", "jitter_ratio", "engine_ms",
-             "contact_sheet", "moving_axes", "failures"}
+             "contact_sheet", "moving_axes", "measurable_axes", "pose_control", "failures"}
     lines = [f"eval: {d.get('engine', '?')} engine, {d.get('source', '?')} x {d.get('driving', '?')}, "
              f"{d.get('frames', '?')} frames (face found: driver {d.get('driver_faces', '?')}, "
              f"output {d.get('output_faces', '?')})",
              f"  eyes:  correlation {f('eye_corr')}, amplitude ratio {f('eye_amplitude')}",
              f"  mouth: correlation {f('mouth_corr')}, amplitude ratio {f('mouth_amplitude')}"]
     corr, rng, err = d.get("pose_corr") or {}, d.get("pose_range_deg") or {}, d.get("pose_error_deg") or {}
+    control = d.get("pose_control") or {}
     for axis in corr:
-        c = corr.get(axis)
+        c, m = corr.get(axis), control.get(axis)
         lines.append(f"  {axis:<5}  correlation {'n/a' if c is None else f'{c:.2f}'}, driver range "
-                     f"{rng.get(axis, float('nan')):.1f} deg, mean error {err.get(axis, float('nan')):.1f} deg")
+                     f"{rng.get(axis, float('nan')):.1f} deg, mean error {err.get(axis, float('nan')):.1f} deg"
+                     + ("" if m is None else f", mirror control {m:.2f}"))
     lines.append(f"  jitter: output {f('jitter_output', '{:.3f}')}, driver {f('jitter_driver', '{:.3f}')}, "
                  f"ratio {f('jitter_ratio')}")
     lines.append(f"  engine: {f('engine_ms')} ms per frame (median, tracking excluded)")

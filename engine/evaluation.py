@@ -5,6 +5,11 @@ Driver and output frames are both tracked by raw (unfiltered) MediaPipe Face Mes
 itself runs through the real ``Pipeline`` with the default settings (relative motion, adapt scale,
 One-Euro smoothing), with capture times taken from the video's frame rate so the filter sees real
 time. A contact sheet (driver | output every ``every_n`` frames) lets a person look.
+
+Two controls say where a target cannot be measured this way, and such a target is reported n/a with
+its reason, never as met: the tracker's jitter on the still portrait (``tracker_jitter_floor``) and
+the *mirror control* for head pose (``mirror_control``: how well the tracker's pose of the driver
+correlates with its pose of the same video mirrored, a perfect reproduction of the same motion).
 """
 from __future__ import annotations
 
@@ -33,6 +38,11 @@ POSE_MOTION_MIN_DEG = 3.0
 # openness after a 3-frame median (one-frame tracker glitches do not count; a blink lasts longer).
 EYE_RANGE_MIN = 0.08  # eye aspect ratio: open ≈ 0.25-0.35, a full blink ≈ 0.05
 MOUTH_RANGE_MIN = 0.10  # inner-lip aspect ratio: closed ≈ 0, talking ≈ 0.2-0.6
+# The mirror control: the tracker reads the driver, and the same driver mirrored left-right (the very
+# same head motion, a perfect reproduction of it), and the two pose series are correlated per axis.
+# Where that control itself stays below POSE_CORR_MIN, the tracker cannot verify the pose target on
+# that axis of that driver (measured: pitch r 0.69 on d12, 0.86 on d9; small nods read differently
+# on a mirrored face), and the axis is n/a there.
 # The output's jitter is measured by re-tracking it; the tracker alone shakes this much on the
 # *still* portrait (``jitter_floor``). Where that floor is at or above the driver's own jitter, the
 # "jitter no higher than the driver's" target cannot be measured this way.
@@ -61,6 +71,7 @@ class QualityReport:
     eye_range_driver: float = float("nan")  # driver's eye openness range (see EYE_RANGE_MIN); NaN = unknown
     mouth_range_driver: float = float("nan")  # driver's mouth openness range (see MOUTH_RANGE_MIN)
     jitter_floor: float = float("nan")  # tracker jitter on the still portrait (see FLOOR_FRAMES)
+    pose_control: dict = field(default_factory=dict)  # axis -> the mirror control's correlation (see above)
 
     @property
     def jitter_ratio(self) -> float:
@@ -69,6 +80,11 @@ class QualityReport:
     @property
     def moving_axes(self) -> list[str]:
         return [a for a in metrics.POSE_AXES if self.pose_range_deg.get(a, 0.0) > POSE_MOTION_MIN_DEG]
+
+    @property
+    def measurable_axes(self) -> list[str]:
+        """Moving axes the tracker can verify: the mirror control reaches the target (unknown counts)."""
+        return [a for a in self.moving_axes if not self.pose_control.get(a, float("nan")) < POSE_CORR_MIN]
 
     @property
     def eye_measurable(self) -> bool:
@@ -89,6 +105,10 @@ class QualityReport:
             out.append(f"eye n/a (driver range {self.eye_range_driver:.3f} < {EYE_RANGE_MIN})")
         if not self.mouth_measurable:
             out.append(f"mouth n/a (driver range {self.mouth_range_driver:.3f} < {MOUTH_RANGE_MIN})")
+        for axis in self.moving_axes:
+            if axis not in self.measurable_axes:
+                out.append(f"{axis} n/a (mirror control r {self.pose_control[axis]:.2f} < {POSE_CORR_MIN}; "
+                           f"output r {self.pose_corr.get(axis, float('nan')):.2f})")
         if not self.jitter_measurable:
             out.append(f"jitter n/a (tracker floor on the still portrait {self.jitter_floor:.4f} "
                        f">= driver {self.jitter_driver:.4f}; ratio {self.jitter_ratio:.2f})")
@@ -111,7 +131,7 @@ class QualityReport:
                 out.append(f"mouth corr {self.mouth_corr:.2f} < {MOUTH_CORR_MIN}")
             if not lo <= self.mouth_amplitude <= hi:
                 out.append(f"mouth amplitude {self.mouth_amplitude:.2f} outside {lo}-{hi}")
-        for axis in self.moving_axes:
+        for axis in self.measurable_axes:
             c = self.pose_corr.get(axis, float("nan"))
             if not c >= POSE_CORR_MIN:
                 out.append(f"{axis} corr {c:.2f} < {POSE_CORR_MIN}")
@@ -134,6 +154,7 @@ class QualityReport:
         d = asdict(self)
         d["jitter_ratio"] = self.jitter_ratio
         d["moving_axes"] = self.moving_axes
+        d["measurable_axes"] = self.measurable_axes
         d["failures"] = self.failures()
         d["not_applicable"] = self.not_applicable()
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
@@ -175,18 +196,21 @@ def evaluate(source_path, driving_path, engine: str = "mesh", max_frames: int | 
     fps = video.fps or 30.0
     driver_tracker = FaceTracker(still=False)  # raw: the metrics' view of the driver
     output_tracker = FaceTracker(still=False)
+    mirror_tracker = FaceTracker(still=False)  # the mirror control (see POSE_CORR_MIN above)
     # The pipeline's own tracker would see the same frames; track once and filter like it does.
     use_landmarks = not animator.needs_driving_image
     pipeline = Pipeline(animator, portrait, settings,
                         tracker=None if not use_landmarks else _NullTracker())
     smoother = LandmarkFilter(settings.smoothing) if settings.smoothing is not None else None
-    drv_pts, out_pts, sheet = [], [], []
+    drv_pts, mir_pts, out_pts, sheet = [], [], [], []
     busy_ms = []
     try:
         for frame in video:
             t = frame.index / fps
             face = driver_tracker.track(frame.image, t)
             drv_pts.append(face.points if isinstance(face, FaceLandmarks) else None)
+            mirrored = mirror_tracker.track(np.ascontiguousarray(frame.image[:, ::-1]), t)
+            mir_pts.append(mirrored.points if isinstance(mirrored, FaceLandmarks) else None)
             if use_landmarks:
                 given = face
                 if isinstance(face, FaceLandmarks) and smoother is not None:
@@ -204,13 +228,25 @@ def evaluate(source_path, driving_path, engine: str = "mesh", max_frames: int | 
     finally:
         driver_tracker.close()
         output_tracker.close()
+        mirror_tracker.close()
         pipeline.close()
     if contact_sheet_path is not None:
         write_contact_sheet(sheet, contact_sheet_path)
     report = _report(Path(source_path).name, Path(driving_path).name, engine, drv_pts, out_pts, busy_ms,
                      str(contact_sheet_path) if contact_sheet_path is not None else None)
     report.jitter_floor = tracker_jitter_floor(pipeline.portrait.image, fps)
+    report.pose_control = mirror_control(drv_pts, mir_pts)
     return report
+
+
+def mirror_control(driver_pts, mirrored_pts) -> dict:
+    """Per axis: correlation of the head pose the tracker reads on the driver with the one it reads
+    on the driver mirrored left-right (yaw and roll change sign there), over frames with both."""
+    both = [d is not None and m is not None for d, m in zip(driver_pts, mirrored_pts)]
+    pose_d = metrics.head_pose_series([p if ok else None for p, ok in zip(driver_pts, both)])
+    pose_m = metrics.head_pose_series([p if ok else None for p, ok in zip(mirrored_pts, both)])
+    pose_m[:, [0, 2]] *= -1
+    return {axis: metrics.correlation(pose_m[:, k], pose_d[:, k]) for k, axis in enumerate(metrics.POSE_AXES)}
 
 
 def tracker_jitter_floor(image: np.ndarray, fps: float = 30.0, frames: int = FLOOR_FRAMES) -> float:
