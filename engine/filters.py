@@ -34,10 +34,10 @@ class OneEuroFilter:
     """Filters arrays of any fixed shape, element-wise, at irregular timestamps (seconds)."""
 
     def __init__(self, settings: OneEuroSettings = OneEuroSettings(), speed=None):
-        """``speed``: maps the smoothed derivative (x's shape) to the speed the cutoff sees (any shape
-        that broadcasts against x); default: each element's own ``|dx|``."""
+        """``speed(dx, x)``: maps the smoothed derivative and the signal (x's shape) to the speed the
+        cutoff sees (any shape that broadcasts against x); default: each element's own ``|dx|``."""
         self.settings = settings
-        self.speed = speed or np.abs
+        self.speed = speed or (lambda dx, x: np.abs(dx))
         self.reset()
 
     def reset(self) -> None:
@@ -57,7 +57,7 @@ class OneEuroFilter:
         s = self.settings
         a_d = _alpha(s.d_cutoff, dt)
         self._dx = a_d * (x - self._x) / dt + (1 - a_d) * self._dx
-        cutoff = s.min_cutoff + s.beta * self.speed(self._dx) / scale
+        cutoff = s.min_cutoff + s.beta * self.speed(self._dx, x) / scale
         a = 1.0 / (1.0 + 1.0 / (2 * np.pi * cutoff * dt))
         self._x = a * x + (1 - a) * self._x
         self._t = t
@@ -69,12 +69,49 @@ _EYE_CORNERS = (33, 263)
 LANDMARK_UNIT = 0.01  # speed unit for beta: 1/100 of the inter-ocular distance
 
 
-def mean_point_speed(dx: np.ndarray) -> np.ndarray:
-    """One speed for a set of points (N, 2+): the mean of their image-plane (x, y) speeds."""
-    d = np.asarray(dx)
+def _face_parts() -> np.ndarray | None:
+    """Per Face Mesh landmark (478): which part moves on its own (eyes, brows, lips; 0 = the rest)."""
+    from engine.face_regions import (LEFT_EYE, LEFT_EYEBROW, LEFT_IRIS, LIPS, NUM_LANDMARKS, RIGHT_EYE,
+                                     RIGHT_EYEBROW, RIGHT_IRIS)
+
+    part = np.zeros(NUM_LANDMARKS, np.int64)
+    for k, group in enumerate((RIGHT_EYE + RIGHT_IRIS, LEFT_EYE + LEFT_IRIS, RIGHT_EYEBROW, LEFT_EYEBROW, LIPS), 1):
+        part[list(group)] = k
+    return part
+
+
+_PARTS = _face_parts()
+
+
+def face_speed(dx: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Speed per landmark for the cutoff: the head's motion plus its own part's expression motion.
+
+    The landmarks' velocities are split into the best 2-D similarity velocity field (the head
+    moving, turning in the image, coming closer) and what remains (expression). Every landmark sees
+    the mean speed of the head's motion plus the mean expression speed of its part (an eye, a brow,
+    the lips, the rest). Averages over many points are steady where one coordinate's speed is noise,
+    a blink still opens its eye's cutoff at once, and a head that only moves keeps its shape.
+    Shapes other than the 478-point mesh get one speed: the mean over all points.
+    """
+    d = np.asarray(dx, np.float64)
     if d.ndim != 2 or d.shape[1] < 2:
         return np.abs(d)
-    return np.hypot(d[:, 0], d[:, 1]).mean()
+    v = d[:, :2]
+    p = np.asarray(x, np.float64)[:, :2]
+    c = p - p.mean(axis=0)
+    # v ≈ t + [[s, -r], [r, s]] c, least squares in (s, r) after removing the mean velocity
+    vm = v - v.mean(axis=0)
+    den = max((c ** 2).sum(), 1e-12)
+    s_ = (c * vm).sum() / den
+    r_ = (c[:, 0] * vm[:, 1] - c[:, 1] * vm[:, 0]).sum() / den
+    rigid = v.mean(axis=0) + s_ * c + r_ * np.stack([-c[:, 1], c[:, 0]], axis=1)
+    head = np.hypot(rigid[:, 0], rigid[:, 1]).mean()
+    if len(d) != len(_PARTS):
+        return np.full((len(d), 1), np.hypot(v[:, 0], v[:, 1]).mean())
+    residual = v - rigid
+    own = np.hypot(residual[:, 0], residual[:, 1])
+    per_part = np.bincount(_PARTS, weights=own) / np.maximum(np.bincount(_PARTS), 1)
+    return (head + per_part[_PARTS])[:, None]
 
 
 class LandmarkFilter:
@@ -85,18 +122,19 @@ class LandmarkFilter:
     The IOD is taken per call from the *filtered* points of the previous frame (smooth, no noise of
     its own), falling back to the current frame's.
 
-    All landmarks share one cutoff, from their mean speed. With a cutoff per coordinate (the
-    textbook filter applied element-wise) each coordinate's noisy speed estimate switches its own
-    cutoff up and down, so a moving face changes shape from frame to frame: on a real driver that
-    moves a lot (d11) the filtered landmarks shook 1.3x *more* than the raw ones (second difference
-    0.0267 vs 0.0205 IOD); with one speed for the face, 0.0207, with the same blink and mouth
-    correlation. A shared cutoff also keeps the face's shape: under a 2-D similarity motion the
-    output stays an exact similarity of the input shape.
+    The cutoff's speed is per face part, not per coordinate (``face_speed``): the head's motion
+    plus the part's own expression motion. With a cutoff per coordinate (the textbook filter applied
+    element-wise) each coordinate's noisy speed estimate switches its own cutoff up and down, so a
+    moving face changes shape from frame to frame: on a real driver that moves a lot (d11) the
+    filtered landmarks shook 1.3x *more* than the raw ones (second difference 0.0267 vs 0.0205 IOD).
+    One speed for the whole face fixed that (0.0207) but smoothed blinks away (a blink moves a few
+    points of a still face), hence the parts. Under a pure 2-D similarity motion every part has the
+    same speed, so the output stays an exact similarity of the input shape.
     """
 
     def __init__(self, settings: OneEuroSettings = OneEuroSettings()):
         self.settings = settings
-        self._filter = OneEuroFilter(settings, speed=mean_point_speed)
+        self._filter = OneEuroFilter(settings, speed=face_speed)
         self._last: np.ndarray | None = None
 
     def reset(self) -> None:

@@ -108,12 +108,12 @@ def _similarity_residual(shape: np.ndarray, moved: np.ndarray) -> float:
 
 
 def test_landmark_filter_keeps_the_face_shape_while_the_head_moves():
-    """One cutoff for the whole face: a face that only turns, scales and shifts in the image stays
-    the same shape after filtering. A cutoff per coordinate changes it (measured below)."""
+    """A face that only turns, scales and shifts in the image stays the same shape after filtering
+    (every part sees the same speed then). A cutoff per coordinate changes it (measured below)."""
     from engine.filters import LANDMARK_UNIT, LandmarkFilter
 
     rng = np.random.default_rng(3)
-    base = _face_like(rng)[:, :2]
+    base = _face_like(rng)[:, :2]  # 478 points: the per-part speeds are in play
     centre = base.mean(axis=0)
     t = np.arange(90) / 30
     frames = []
@@ -155,3 +155,34 @@ def test_landmark_filter_adds_no_shake_to_a_real_moving_driver(media):
     j_raw, j_shared, j_elem = (metrics.jitter(s) for s in (raw, filtered, per_coordinate))
     assert j_shared <= 1.05 * j_raw
     assert j_elem > 1.1 * j_raw  # what the shared cutoff fixes: the check can tell them apart
+
+
+def test_a_blink_opens_its_eyes_cutoff_while_the_rest_of_a_still_face_stays_smoothed():
+    """Per-part speed: an eye closing fast on a still, noisy face is followed closely; a still part's
+    noise is smoothed as before (one speed for the whole face would lag the blink)."""
+    from engine.face_regions import RIGHT_EYE
+    from engine.filters import LandmarkFilter, OneEuroFilter, face_speed
+
+    rng = np.random.default_rng(5)
+    base = _face_like(rng)
+    lid = [i for i in RIGHT_EYE if base[i, 1] < 100]  # every right-eye point moves down together
+    t = np.arange(40) / 30
+    frames = []
+    for ti in t:
+        f = base + rng.normal(0, 0.05, base.shape)
+        if ti >= 0.5:  # the lid drops 8 px (a fifth of the IOD) in 3 frames, then stays
+            f[lid, 1] += 8.0 * min((ti - 0.5) * 10, 1.0)
+        frames.append(f)
+    part = LandmarkFilter()
+    whole = OneEuroFilter(OneEuroSettings(), speed=lambda dx, x: np.hypot(dx[:, 0], dx[:, 1]).mean())
+    out_part = np.array([part(f, ti) for f, ti in zip(frames, t)])
+    out_whole = np.array([whole(f, ti, scale=LandmarkFilter.unit(f)) for f, ti in zip(frames, t)])
+    k = int(0.6 * 30) + 1  # 0.1 s after the lid reached its place
+    follow_part = (out_part[k, lid, 1] - base[lid, 1]).mean()
+    follow_whole = (out_whole[k, lid, 1] - base[lid, 1]).mean()
+    assert follow_part > 6.0 and follow_part > follow_whole + 1.0
+    # the still cheek points are smoothed (second difference well under the raw noise's)
+    still = [i for i in range(478) if i not in lid]
+    raw_acc = np.abs(np.diff(np.array(frames)[:15, still], n=2, axis=0)).mean()
+    assert np.abs(np.diff(out_part[5:15, still], n=2, axis=0)).mean() < 0.5 * raw_acc
+    assert face_speed(np.zeros((478, 3)), base).shape == (478, 1)
