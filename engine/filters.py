@@ -81,6 +81,7 @@ def _face_parts() -> np.ndarray | None:
 
 
 _PARTS = _face_parts()
+_PER_COORDINATE = 1.0 / np.sqrt(2.0)
 
 
 def face_speed(dx: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -107,11 +108,12 @@ def face_speed(dx: np.ndarray, x: np.ndarray) -> np.ndarray:
     rigid = v.mean(axis=0) + s_ * c + r_ * np.stack([-c[:, 1], c[:, 0]], axis=1)
     head = np.hypot(rigid[:, 0], rigid[:, 1]).mean()
     if len(d) != len(_PARTS):
-        return np.full((len(d), 1), np.hypot(v[:, 0], v[:, 1]).mean())
+        return np.full((len(d), 1), np.hypot(v[:, 0], v[:, 1]).mean() * _PER_COORDINATE)
     residual = v - rigid
     own = np.hypot(residual[:, 0], residual[:, 1])
     per_part = np.bincount(_PARTS, weights=own) / np.maximum(np.bincount(_PARTS), 1)
-    return (head + per_part[_PARTS])[:, None]
+    # per coordinate (RMS of x and y), the unit the element-wise filter's beta was tuned in
+    return ((head + per_part[_PARTS]) * _PER_COORDINATE)[:, None]
 
 
 class LandmarkFilter:
