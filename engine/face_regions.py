@@ -49,6 +49,14 @@ RIGHT_EYE_EAR = (33, 133, ((160, 144), (159, 145), (158, 153)))
 LEFT_EYE_EAR = (362, 263, ((385, 380), (386, 374), (387, 373)))
 # Inner lip contour: corners and (upper, lower) pairs
 MOUTH_INNER = (78, 308, ((82, 87), (13, 14), (312, 317)))
+# Eye contours, corner to corner (subject's right eye = image left).
+RIGHT_EYE_UPPER = (33, 246, 161, 160, 159, 158, 157, 173, 133)
+RIGHT_EYE_LOWER = (33, 7, 163, 144, 145, 153, 154, 155, 133)
+LEFT_EYE_UPPER = (362, 398, 384, 385, 386, 387, 388, 466, 263)
+LEFT_EYE_LOWER = (362, 382, 381, 380, 374, 373, 390, 249, 263)
+# Lip contours, corner to corner
+OUTER_LIPS_UPPER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291)
+OUTER_LIPS_LOWER = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291)
 INNER_LIPS_UPPER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 INNER_LIPS_LOWER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
 IRIS_CENTERS = (468, 473)  # right, left

@@ -19,15 +19,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from engine.face_regions import INNER_LIPS_LOWER, INNER_LIPS_UPPER, REGIONS
+from engine.face_regions import (INNER_LIPS_LOWER, INNER_LIPS_UPPER, LEFT_EYE_LOWER, LEFT_EYE_UPPER, REGIONS,
+                                 RIGHT_EYE_LOWER, RIGHT_EYE_UPPER)
 
 NUM_MESH_POINTS = 468  # Face Mesh points without the 10 iris points
 
-# Eye contours, corner to corner (subject's right eye = image left).
-RIGHT_EYE_UPPER = (33, 246, 161, 160, 159, 158, 157, 173, 133)
-RIGHT_EYE_LOWER = (33, 7, 163, 144, 145, 153, 154, 155, 133)
-LEFT_EYE_UPPER = (362, 398, 384, 385, 386, 387, 388, 466, 263)
-LEFT_EYE_LOWER = (362, 382, 381, 380, 374, 373, 390, 249, 263)
 EYES = ((RIGHT_EYE_UPPER, RIGHT_EYE_LOWER, 468), (LEFT_EYE_UPPER, LEFT_EYE_LOWER, 473))
 
 # Scale of each anchor ring about the face centre, and how much of the head's motion it follows.
