@@ -105,6 +105,8 @@ class Pipeline:
         else:
             driving = self.animator.driving_keypoints(image if frame.landmarks is None else None, face)
             calibrated_now = not self.motion.is_calibrated
+            if calibrated_now:
+                self.motion.calibrate(self.animator.reference_keypoints(driving))
             target = self.motion(driving)
             self._last_target = target
         t2 = time.perf_counter()

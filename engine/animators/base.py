@@ -35,6 +35,14 @@ class Animator(ABC):
     def render(self, target: Keypoints) -> np.ndarray:
         """The portrait posed by ``target`` keypoints, at the portrait's resolution (H, W, 3) uint8."""
 
+    def reference_keypoints(self, driving: Keypoints) -> Keypoints:
+        """The reference pose to calibrate on, given the driving keypoints of the calibration frame.
+
+        Relative motion transfers what changed since this reference. An engine whose keypoints name
+        facial features may return a neutral version (the mesh engine closes the mouth: a driver who
+        calibrates mid-word would otherwise never open the portrait's mouth by that much)."""
+        return driving
+
     def forget_driver(self) -> None:
         """A new reference pose is being taken (``Pipeline.calibrate``), maybe of another person:
         drop what the engine learned about the driver (alignment, usual eye openness, ...)."""

@@ -141,6 +141,15 @@ class MeshAnimator(Animator):
         a, t = self._align
         return Keypoints(value=(xy @ a.T + t).astype(np.float32))
 
+    def reference_keypoints(self, driving: Keypoints) -> Keypoints:
+        """The calibration frame with the driver's mouth closed: the portrait's mouth then opens by
+        the driver's whole opening, also when the driver calibrated mid-word (measured on d3, which
+        starts with the mouth open: mouth amplitude 0.66 -> see benchmarks/results/quality.md)."""
+        pts = np.asarray(driving.value, np.float64).reshape(-1, 2).copy()
+        if len(pts) >= NUM_MESH_POINTS and np.all(np.isfinite(pts)):
+            mouth.close_inner_lips(pts)
+        return Keypoints(value=pts.astype(np.float32), jacobian=driving.jacobian)
+
     def target_points(self, target: Keypoints) -> np.ndarray:
         """The target landmarks after lid and lip clamping (478, 2) float64.
 

@@ -50,7 +50,7 @@ def smoothstep(x):
     return x * x * (3 - 2 * x)
 
 
-def _pair_gaps(pts: np.ndarray, src: np.ndarray, upper, lower):
+def pair_gaps(pts: np.ndarray, src: np.ndarray, upper, lower):
     """For the inner (upper[i], lower[i]) pairs: the contour's downward normal, the pair indices,
     their gap along it now, and the closed gap (the source's own overlap, or 0)."""
     n = _down_normal(pts, upper[0], upper[-1])
@@ -68,7 +68,7 @@ def clamp_pairs(pts: np.ndarray, src: np.ndarray, upper, lower, mode: str = "mid
     ``mode="middle"``: crossing pairs meet half-way (lips); ``"upper"``: the upper point is put
     onto the lower one (eyelids).
     """
-    n, up, lo, gap, floor = _pair_gaps(pts, src, upper, lower)
+    n, up, lo, gap, floor = pair_gaps(pts, src, upper, lower)
     bad = gap < floor
     if np.any(bad):
         if mode == "upper":
@@ -86,7 +86,7 @@ def close_lids(pts: np.ndarray, src: np.ndarray, closure=None) -> None:
     for k, (upper, lower, _) in enumerate(EYES):
         w = 0.0 if closure is None else float(closure[k])
         if w > 1e-3:
-            n, up, lo, gap, closed = _pair_gaps(pts, src, upper, lower)
+            n, up, lo, gap, closed = pair_gaps(pts, src, upper, lower)
             move = np.maximum(gap - closed, 0.0) * w
             pts[up] += np.outer(move, n)
         clamp_pairs(pts, src, upper, lower, mode="upper")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engine.face_regions import INNER_LIPS_LOWER, INNER_LIPS_UPPER, LIPS
+from engine.face_regions import INNER_LIPS_LOWER, INNER_LIPS_UPPER, LIPS, OUTER_LIPS_LOWER
 
 UPPER = np.array(INNER_LIPS_UPPER)
 LOWER = np.array(INNER_LIPS_LOWER)
@@ -93,3 +93,19 @@ def clamp_inner_lips(pts: np.ndarray, src: np.ndarray) -> None:
     from engine.animators.mesh.eyes import clamp_pairs
 
     clamp_pairs(pts, src, INNER_LIPS_UPPER, INNER_LIPS_LOWER)
+
+
+def close_inner_lips(pts: np.ndarray) -> None:
+    """In place: a closed-mouth version of these landmarks, the jaw doing the closing.
+
+    Each inner lower-lip point moves up onto its upper partner (along the mouth's normal); the outer
+    lower lip follows by the mean, so the lip keeps its thickness. The upper lip stays. Lips that
+    already touch or press together are left as they are."""
+    from engine.animators.mesh.eyes import pair_gaps
+
+    n, _, lo, gap, _ = pair_gaps(pts, pts, INNER_LIPS_UPPER, INNER_LIPS_LOWER)
+    close = np.maximum(gap, 0.0)
+    if not np.any(close > 0):
+        return
+    pts[lo] -= np.outer(close, n)
+    pts[list(OUTER_LIPS_LOWER[1:-1])] -= close.mean() * n

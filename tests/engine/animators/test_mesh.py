@@ -232,3 +232,66 @@ def test_a_closed_driver_eye_closes_the_portrait_eye_and_shows_lid_skin(s42):
     before = s42.image[iris[1] - 2:iris[1] + 3, iris[0] - 2:iris[0] + 3].astype(float).mean()
     after = out[iris[1] - 2:iris[1] + 3, iris[0] - 2:iris[0] + 3].astype(float).mean()
     assert after > before + 40
+
+
+def _open_mouth(xy: np.ndarray, px: float) -> np.ndarray:
+    """A 'driver' whose jaw drops ``px`` pixels: lower lip (inner and outer) down, upper lip still."""
+    from engine.face_regions import INNER_LIPS_LOWER, OUTER_LIPS_LOWER
+
+    out = xy.copy()
+    out[list(INNER_LIPS_LOWER[1:-1]) + list(OUTER_LIPS_LOWER[1:-1]), 1] += px
+    return out
+
+
+def test_reference_keypoints_close_the_mouth_by_the_jaw():
+    from engine.face_regions import INNER_LIPS_LOWER, INNER_LIPS_UPPER, OUTER_LIPS_LOWER
+
+    xy = np.zeros((478, 2))
+    xs = np.linspace(0, 50, 11)
+    xy[list(INNER_LIPS_UPPER)] = np.stack([xs, 100 - 3 * np.sin(np.pi * xs / 50)], 1)
+    xy[list(INNER_LIPS_LOWER)] = np.stack([xs, 100 + 3 * np.sin(np.pi * xs / 50)], 1)
+    xy[list(OUTER_LIPS_LOWER)] = np.stack([xs, 100 + 9 * np.sin(np.pi * xs / 50)], 1)
+    opened = _open_mouth(xy, 6.0)
+    ref = MeshAnimator().reference_keypoints(Keypoints(opened.astype(np.float32))).value.astype(np.float64)
+    inner_up, inner_lo = list(INNER_LIPS_UPPER[1:-1]), list(INNER_LIPS_LOWER[1:-1])
+    np.testing.assert_allclose(ref[inner_lo], ref[inner_up], atol=1e-4)  # shut
+    np.testing.assert_allclose(ref[inner_up], opened[inner_up], atol=1e-4)  # by the jaw alone
+    moved = opened[list(OUTER_LIPS_LOWER[1:-1]), 1] - ref[list(OUTER_LIPS_LOWER[1:-1]), 1]
+    assert np.all(moved > 3.0)  # the outer lower lip came up with it
+    # a closed mouth is its own reference
+    shut = xy.copy()
+    shut[inner_lo] = shut[inner_up]
+    np.testing.assert_allclose(MeshAnimator().reference_keypoints(Keypoints(shut.astype(np.float32))).value, shut, atol=1e-4)
+
+
+def test_a_driver_who_calibrates_mid_word_still_opens_the_portrait_mouth_fully(s42):
+    """Relative motion from a reference taken with the mouth open (talking while calibrating) would
+    open the portrait's mouth only by what the driver opens *beyond* that; the portrait must open
+    by the driver's whole opening, and close when the driver closes."""
+    from engine.animators.mesh.mouth import opening
+
+    xy = s42.landmarks.points.astype(np.float64).copy()
+    pipeline = Pipeline(MeshAnimator(), s42, PipelineSettings(smoothing=None))
+    size = s42.size
+
+    def gap_after(driver_xy, index):
+        pts = xy.copy()
+        pts[:, :2] = driver_xy
+        pipeline.process(Frame(s42.image, index / 30, index, landmarks=FaceLandmarks(pts.astype(np.float32), size)))
+        return opening(pipeline.animator.target_points(pipeline._last_target))
+
+    source_gap = opening(xy[:, :2])  # s42 smiles with parted lips
+    rest = xy[:, :2].copy()
+    mouth_mod.close_inner_lips(rest)  # the driver: s42's face with the lips together
+    assert opening(rest) < 0.5
+    mid_word, wide = _open_mouth(rest, 12.0), _open_mouth(rest, 24.0)
+    at_calibration = gap_after(mid_word, 0)  # this frame is the reference
+    assert at_calibration == pytest.approx(source_gap + 12.0, abs=1.5)  # not source_gap + 0
+    assert gap_after(wide, 1) == pytest.approx(source_gap + 24.0, abs=2.0)
+    assert gap_after(rest, 2) == pytest.approx(source_gap, abs=1.0)  # the driver closes: as painted
+    # absolute mode is not affected: the target is the driver's own mouth
+    absolute = Pipeline(MeshAnimator(), s42, PipelineSettings(smoothing=None, motion=MotionSettings(relative=False)))
+    pts = xy.copy()
+    pts[:, :2] = mid_word
+    absolute.process(Frame(s42.image, 0.0, 0, landmarks=FaceLandmarks(pts.astype(np.float32), size)))
+    assert opening(absolute.animator.target_points(absolute._last_target)) == pytest.approx(opening(mid_word), abs=1.0)
