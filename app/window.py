@@ -113,6 +113,7 @@ class MainWindow(QMainWindow):
         self._loaded: queue.SimpleQueue = queue.SimpleQueue()
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="puppetcam-avatars")
         self._closed = False
+        self._fallback_from: str | None = None  # engine that could not start; its notice stays up
         self.last_output: WorkerOutput | None = None
 
         self.setWindowTitle("Puppetcam")
@@ -647,8 +648,12 @@ class MainWindow(QMainWindow):
             self.portraits[path] = portrait
             self.gallery.set_portrait(path, portrait.image, portrait.landmarks.bbox())
         self.driving_view.set_avatar(portrait.image)
-        self.messages.clear("engine")
         animator = w.pipeline.animator
+        # The notice that an engine could not start (and the mesh engine stands in) stays until that
+        # engine does start: the stand-in becoming ready must not wipe it a second after it appeared.
+        if self._fallback_from is None or animator.name == self._fallback_from:
+            self.messages.clear("engine")
+            self._fallback_from = None
         runs_on = getattr(animator, "provider", "")  # neural engines say what runs them (e.g. ONNX provider)
         self.statusBar().showMessage(f"{animator.name} engine ready" + (f" · {runs_on}" if runs_on else ""), 8000)
         if self._pending_avatar and self._pending_avatar in self.portraits:
@@ -669,6 +674,7 @@ class MainWindow(QMainWindow):
         if self.settings.engine != "mesh":
             self.messages.show_message("engine", f"Cannot start the {self.settings.engine} engine: {message}. "
                                        "Using the built-in mesh engine.", "warning")
+            self._fallback_from = self.settings.engine
             self.settings.engine = "mesh"
             self.settings_panel.load(self.settings)
             self._start_worker(self.settings.avatar)

@@ -194,6 +194,8 @@ def test_an_engine_that_cannot_start_falls_back_to_mesh(qtbot, make_window, medi
     wait_ready(qtbot, w)
     wait_frames(qtbot, w, 3)
     assert w.settings.engine == "mesh" and w.settings_panel.engine.currentData() == "mesh"
+    # the stand-in running does not wipe the notice: the user must still be able to read why
+    assert "Cannot start the fomm engine" in w.messages.text("engine")
 
 
 def test_switching_to_an_engine_that_cannot_load_keeps_the_running_one(qtbot, make_window, media):
