@@ -8,7 +8,8 @@ The low-pass itself is unit-free; only ``beta`` depends on the units the speed i
 call, element by element unless given a ``speed`` function. ``LandmarkFilter`` is the one for faces:
 it measures speed in *inter-ocular distances per second*, so the same settings smooth a 480² webcam
 face and a 4K one alike (in pixels, beta's meaning would change with resolution and distance to the
-camera), and it uses *one* speed for the whole face (the mean landmark speed): see its docstring.
+camera), and it gives every landmark the speed of its face part rather than its own: see its
+docstring.
 """
 from __future__ import annotations
 
@@ -98,15 +99,18 @@ def face_speed(dx: np.ndarray, x: np.ndarray) -> np.ndarray:
 
     The landmarks' velocities are split into the best 2-D similarity velocity field (the head
     moving, turning in the image, coming closer) and what remains (expression). Every landmark sees
-    the mean speed of the head's motion plus the mean expression speed of its part (an eye, a brow,
-    the lips, the rest). Averages over many points are steady where one coordinate's speed is noise,
-    a blink still opens its eye's cutoff at once, and a head that only moves keeps its shape.
+    the mean speed of the head's motion plus the mean expression speed of its part (``_face_parts``:
+    a lid, an iris, a brow, a lip, the lip corners, the rest). Averages over many points are steady
+    where one coordinate's speed is noise, a blink still opens its lid's cutoff at once, and a head
+    that only moves keeps its shape.
     Shapes other than the 478-point mesh get one speed: the mean over all points.
     """
     d = np.asarray(dx, np.float64)
     if d.ndim != 2 or d.shape[1] < 2:
         return np.abs(d)
     v = d[:, :2]
+    if len(d) != len(_PARTS):
+        return np.full((len(d), 1), np.hypot(v[:, 0], v[:, 1]).mean() * _PER_COORDINATE)
     p = np.asarray(x, np.float64)[:, :2]
     c = p - p.mean(axis=0)
     # v ≈ t + [[s, -r], [r, s]] c, least squares in (s, r) after removing the mean velocity
@@ -116,8 +120,6 @@ def face_speed(dx: np.ndarray, x: np.ndarray) -> np.ndarray:
     r_ = (c[:, 0] * vm[:, 1] - c[:, 1] * vm[:, 0]).sum() / den
     rigid = v.mean(axis=0) + s_ * c + r_ * np.stack([-c[:, 1], c[:, 0]], axis=1)
     head = np.hypot(rigid[:, 0], rigid[:, 1]).mean()
-    if len(d) != len(_PARTS):
-        return np.full((len(d), 1), np.hypot(v[:, 0], v[:, 1]).mean() * _PER_COORDINATE)
     residual = v - rigid
     own = np.hypot(residual[:, 0], residual[:, 1])
     per_part = np.bincount(_PARTS, weights=own) / np.maximum(np.bincount(_PARTS), 1)
@@ -126,7 +128,7 @@ def face_speed(dx: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 class LandmarkFilter:
-    """One-Euro filtering of face landmarks (N, 2+) in pixels, scale-free, one cutoff per face.
+    """One-Euro filtering of face landmarks (N, 2+) in pixels, scale-free, one cutoff per face part.
 
     Speed is measured in 1/100 inter-ocular distances (IOD) per second, so ``beta`` means the same
     at any resolution. x and y are filtered; other columns (Face Mesh's z, in x's pixel scale) too.
@@ -139,8 +141,9 @@ class LandmarkFilter:
     moving face changes shape from frame to frame: on a real driver that moves a lot (d11) the
     filtered landmarks shook 1.3x *more* than the raw ones (second difference 0.0267 vs 0.0205 IOD).
     One speed for the whole face fixed that (0.0207) but smoothed blinks away (a blink moves a few
-    points of a still face: eye correlation fell on 13 of 108 quality pairs), hence the parts. Under a pure 2-D similarity motion every part has the
-    same speed, so the output stays an exact similarity of the input shape.
+    points of a still face: eye correlation fell on 13 of 108 quality pairs), hence the parts (d11:
+    0.0199, blinks as element-wise). Under a pure 2-D similarity motion every part has the same
+    speed, so the output stays an exact similarity of the input shape.
     """
 
     def __init__(self, settings: OneEuroSettings = OneEuroSettings()):
