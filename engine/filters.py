@@ -91,6 +91,7 @@ def _face_parts() -> np.ndarray:
 
 
 _PARTS = _face_parts()
+_PART_SIZES = np.bincount(_PARTS)  # constant: counted once, not per frame
 _PER_COORDINATE = 1.0 / np.sqrt(2.0)
 
 
@@ -122,7 +123,7 @@ def face_speed(dx: np.ndarray, x: np.ndarray) -> np.ndarray:
     head = np.hypot(rigid[:, 0], rigid[:, 1]).mean()
     residual = v - rigid
     own = np.hypot(residual[:, 0], residual[:, 1])
-    per_part = np.bincount(_PARTS, weights=own) / np.maximum(np.bincount(_PARTS), 1)
+    per_part = np.bincount(_PARTS, weights=own) / _PART_SIZES
     # per coordinate (RMS of x and y), the unit the element-wise filter's beta was tuned in
     return ((head + per_part[_PARTS]) * _PER_COORDINATE)[:, None]
 
