@@ -769,17 +769,20 @@ class MainWindow(QMainWindow):
             self.worker.passthrough = on
 
     def _on_landmarks_action(self, on: bool) -> None:
-        self.settings.show_landmarks = self.driving_view.show_landmarks = on
-        self.settings_panel.show_landmarks.blockSignals(True)
-        self.settings_panel.show_landmarks.setChecked(on)
-        self.settings_panel.show_landmarks.blockSignals(False)
-        self.driving_view.update()
+        self._set_driving_view_flag("show_landmarks", on)
 
     def _on_overlay_action(self, on: bool) -> None:
-        self.settings.show_overlay = self.driving_view.show_overlay = on
-        self.settings_panel.show_overlay.blockSignals(True)
-        self.settings_panel.show_overlay.setChecked(on)
-        self.settings_panel.show_overlay.blockSignals(False)
+        self._set_driving_view_flag("show_overlay", on)
+
+    def _set_driving_view_flag(self, name: str, on: bool) -> None:
+        """A menu toggle of the driving preview: settings, view and the panel's checkbox agree
+        (the checkbox is set quietly, so it does not echo back here)."""
+        setattr(self.settings, name, on)
+        setattr(self.driving_view, name, on)
+        box = getattr(self.settings_panel, name)
+        box.blockSignals(True)
+        box.setChecked(on)
+        box.blockSignals(False)
         self.driving_view.update()
 
     # ================================================================================== sinks
