@@ -57,24 +57,12 @@ def run_threads(source: Path, camera: Path, seconds: float, record: bool, engine
     capture.start()
     time.sleep(1.0)  # warm-up: the first frames include MediaPipe's start
     stats.latency_ms.clear()
-    f0, c0, d0, l0 = stats.frames_out, capture.frames, stats.dropped, stats.late_frames
-    n_probe0 = len(probe.latencies_ms)
+    start = _counters(stats, capture, probe)
     t0 = time.monotonic()
     time.sleep(seconds)
     dt = time.monotonic() - t0
-    out = {
-        "engine": engine,
-        "seconds": round(dt, 1),
-        "camera_fps": round((capture.frames - c0) / dt, 2),
-        "output_fps": round((stats.frames_out - f0) / dt, 2),
-        "latency_ms_p50": round(pct(list(stats.latency_ms), 50), 1),
-        "latency_ms_p95": round(pct(list(stats.latency_ms), 95), 1),
-        "sink_latency_ms_p50": round(pct(probe.latencies_ms[n_probe0:], 50), 1),
-        "sink_latency_ms_p95": round(pct(probe.latencies_ms[n_probe0:], 95), 1),
-        "dropped": stats.dropped - d0,
-        "late_over_50ms": stats.late_frames - l0,
-        "engine_errors": stats.engine_errors,
-    }
+    out = {"engine": engine, **_window_results(stats, capture, probe, start, dt),
+           "engine_errors": stats.engine_errors}
     if rec is not None:
         worker.remove_sink("recorder")
         rec.stop()
@@ -83,6 +71,27 @@ def run_threads(source: Path, camera: Path, seconds: float, record: bool, engine
     worker.stop()
     out["threads_left"] = len(live_threads())
     return out
+
+
+def _counters(stats, capture, probe) -> tuple[int, int, int, int, int]:
+    """The running counters at the start of the measured window."""
+    return stats.frames_out, capture.frames, stats.dropped, stats.late_frames, len(probe.latencies_ms)
+
+
+def _window_results(stats, capture, probe, start, dt: float) -> dict:
+    """Rates, latency percentiles and drops over the measured window (``start`` from ``_counters``)."""
+    f0, c0, d0, l0, n0 = start
+    return {
+        "seconds": round(dt, 1),
+        "camera_fps": round((capture.frames - c0) / dt, 2),
+        "output_fps": round((stats.frames_out - f0) / dt, 2),
+        "latency_ms_p50": round(pct(list(stats.latency_ms), 50), 1),
+        "latency_ms_p95": round(pct(list(stats.latency_ms), 95), 1),
+        "sink_latency_ms_p50": round(pct(probe.latencies_ms[n0:], 50), 1),
+        "sink_latency_ms_p95": round(pct(probe.latencies_ms[n0:], 95), 1),
+        "dropped": stats.dropped - d0,
+        "late_over_50ms": stats.late_frames - l0,
+    }
 
 
 def run_window(source: Path, camera: Path, seconds: float, record: bool) -> dict:
@@ -117,24 +126,12 @@ def run_window(source: Path, camera: Path, seconds: float, record: bool) -> dict
     wait(1.0)
     st = win.stats
     st.latency_ms = type(st.latency_ms)(maxlen=100000)
-    f0, c0, d0, l0, p0 = st.frames_out, win.capture.frames, st.dropped, st.late_frames, win.output_view.frames_shown
-    n0 = len(probe.latencies_ms)
+    start, p0 = _counters(st, win.capture, probe), win.output_view.frames_shown
     t0 = time.monotonic()
     wait(seconds)
     dt = time.monotonic() - t0
-    out = {
-        "mode": "window (offscreen)",
-        "seconds": round(dt, 1),
-        "camera_fps": round((win.capture.frames - c0) / dt, 2),
-        "output_fps": round((st.frames_out - f0) / dt, 2),
-        "preview_fps": round((win.output_view.frames_shown - p0) / dt, 2),
-        "latency_ms_p50": round(pct(list(st.latency_ms), 50), 1),
-        "latency_ms_p95": round(pct(list(st.latency_ms), 95), 1),
-        "sink_latency_ms_p50": round(pct(probe.latencies_ms[n0:], 50), 1),
-        "sink_latency_ms_p95": round(pct(probe.latencies_ms[n0:], 95), 1),
-        "dropped": st.dropped - d0,
-        "late_over_50ms": st.late_frames - l0,
-    }
+    out = {"mode": "window (offscreen)", **_window_results(st, win.capture, probe, start, dt),
+           "preview_fps": round((win.output_view.frames_shown - p0) / dt, 2)}
     win.close()
     return out
 
