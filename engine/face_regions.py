@@ -59,6 +59,9 @@ OUTER_LIPS_UPPER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291)
 OUTER_LIPS_LOWER = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291)
 INNER_LIPS_UPPER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 INNER_LIPS_LOWER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
+# The lower lip's two middle rings, between its inner and outer contour (same corner-to-corner order)
+LOWER_LIP_SEMI_INNER = (62, 96, 89, 179, 86, 15, 316, 403, 319, 325, 292)
+LOWER_LIP_SEMI_OUTER = (76, 77, 90, 180, 85, 16, 315, 404, 320, 307, 306)
 IRIS_CENTERS = (468, 473)  # right, left
 
 # Stable points that hardly move with expression: for head pose and alignment.

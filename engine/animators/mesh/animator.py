@@ -152,7 +152,7 @@ class MeshAnimator(Animator):
         return Keypoints(value=pts.astype(np.float32), jacobian=driving.jacobian)
 
     def target_points(self, target: Keypoints) -> np.ndarray:
-        """The target landmarks after lid and lip clamping (478, 2) float64.
+        """The target landmarks after lid and lip clamping and lower-face unfolding (478, 2) float64.
 
         Lids: a driver eye that is nearly shut (``eyes.BlinkState``, from the last driving face
         given to ``driving_keypoints``) closes the portrait's eye fully, upper lid onto lower.
@@ -160,6 +160,7 @@ class MeshAnimator(Animator):
         pts = _finite(np.asarray(target.value, np.float64).reshape(-1, 2), self._src)
         eyes.close_lids(pts, self._src, self._closure)
         mouth.clamp_inner_lips(pts, self._src)
+        mouth.unfold_lower_face(pts, self._src)
         return pts
 
     def render(self, target: Keypoints) -> np.ndarray:

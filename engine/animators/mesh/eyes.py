@@ -40,7 +40,8 @@ def _axis(pts: np.ndarray, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
     return t, np.array([-t[1], t[0]])  # tangent, normal (image y-down: normal points "down" for t=+x)
 
 
-def _down_normal(pts: np.ndarray, a: int, b: int) -> np.ndarray:
+def down_normal(pts: np.ndarray, a: int, b: int) -> np.ndarray:
+    """The unit normal of the line from point a to point b, pointing down the image."""
     _, n = _axis(pts, a, b)
     return -n if n[1] < 0 else n
 
@@ -53,11 +54,11 @@ def smoothstep(x):
 def pair_gaps(pts: np.ndarray, src: np.ndarray, upper, lower):
     """For the inner (upper[i], lower[i]) pairs: the contour's downward normal, the pair indices,
     their gap along it now, and the closed gap (the source's own overlap, or 0)."""
-    n = _down_normal(pts, upper[0], upper[-1])
+    n = down_normal(pts, upper[0], upper[-1])
     up = np.array(upper[1:-1])
     lo = np.array(lower[1:-1])
     gap = (pts[lo] - pts[up]) @ n
-    ns = _down_normal(src, upper[0], upper[-1])
+    ns = down_normal(src, upper[0], upper[-1])
     closed = np.minimum(0.0, (src[lo] - src[up]) @ ns)
     return n, up, lo, gap, closed
 
@@ -144,7 +145,7 @@ class EyeColours:
 
 
 def _middle_gap(pts: np.ndarray, upper, lower) -> float:
-    n = _down_normal(pts, upper[0], upper[-1])
+    n = down_normal(pts, upper[0], upper[-1])
     return float(((pts[list(lower[2:-2])] - pts[list(upper[2:-2])]) @ n).mean())
 
 
@@ -154,7 +155,7 @@ def colours_from(image: np.ndarray, pts: np.ndarray) -> EyeColours:
     img = image.astype(np.float64)
     skins, lashes, gaps = [], [], []
     for upper, lower, _ in EYES:
-        n = _down_normal(pts, upper[0], upper[-1])
+        n = down_normal(pts, upper[0], upper[-1])
         width = np.hypot(*(pts[upper[-1]] - pts[upper[0]]))
         up = pts[list(upper[2:-2])]
         samples, dark = [], []
@@ -206,7 +207,7 @@ def paint_closed(out: np.ndarray, pts: np.ndarray, colours: EyeColours, src_mapp
         if a < 0.01:
             continue
         up, lo = pts[list(upper)], pts[list(lower)]
-        n = _down_normal(pts, upper[0], upper[-1])
+        n = down_normal(pts, upper[0], upper[-1])
         width = np.hypot(*(up[-1] - up[0]))
         thick = max(1.0, LASH_WIDTH * width)
         swept = np.zeros(len(upper))

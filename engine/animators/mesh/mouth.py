@@ -1,6 +1,15 @@
-"""The mouth interior: when the target mouth opens wider than the portrait's, draw a cavity with a
-hint of teeth instead of the stretched lip line (which reads as a closed mouth, to people and to the
-tracker alike)."""
+"""The mouth: its interior, and a lower face that opens without folding.
+
+- **Interior.** When the target mouth opens wider than the portrait's, draw a cavity with a hint of
+  teeth instead of the stretched lip line (which reads as a closed mouth, to people and to the
+  tracker alike).
+- **No folds.** Relative motion moves each landmark by the driver's own displacement. Face Mesh's
+  lower lip rolls in 3-D as the jaw drops (on d18's yawn its outer edge ends up *below* the chin
+  crease under it), and on a portrait whose lower lip sits closer to that crease the transferred
+  points cross: the 2-D warp folds the lip over the chin, a doubled lip with a jagged edge.
+  ``unfold_lower_face`` keeps every column of the lower face (inner lip, lip, chin crease, chin,
+  jaw line) in order: rows may compress, never cross.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,11 +17,32 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engine.face_regions import INNER_LIPS_LOWER, INNER_LIPS_UPPER, LIPS, OUTER_LIPS_LOWER
+from engine.animators.mesh.eyes import clamp_pairs, down_normal, pair_gaps
+
+from engine.face_regions import (INNER_LIPS_LOWER, INNER_LIPS_UPPER, LIPS, LOWER_LIP_SEMI_INNER,
+                                 LOWER_LIP_SEMI_OUTER, OUTER_LIPS_LOWER)
 
 UPPER = np.array(INNER_LIPS_UPPER)
 LOWER = np.array(INNER_LIPS_LOWER)
 MIDDLE = slice(3, 8)  # the inner-lip pairs that measure the opening
+
+# Below each outer lower-lip point: the chin crease, then straight down the chin to the jaw line
+# (the tesselation's most downward edges, the same on every frontal portrait here). Under 181 and 405
+# the way down forks; those columns join their inner neighbour's below the crease.
+_BELOW_LIP = {146: (43, 204, 211, 170, 149), 91: (106, 194, 32, 140, 176), 181: (182, 201, 208, 171, 148),
+              84: (83, 201, 208, 171, 148), 17: (18, 200, 199, 175, 152), 314: (313, 421, 428, 396, 377),
+              405: (406, 421, 428, 396, 377), 321: (335, 418, 262, 369, 400), 375: (273, 424, 431, 395, 378)}
+# The lower face as columns, top to bottom, one per inner lower-lip point between the corners (in
+# INNER_LIPS_LOWER order): the jaw moves each column as one piece.
+LOWER_FACE_COLUMNS = tuple(
+    (inner, semi_inner, semi_outer, outer) + _BELOW_LIP[outer]
+    for inner, semi_inner, semi_outer, outer in zip(INNER_LIPS_LOWER, LOWER_LIP_SEMI_INNER, LOWER_LIP_SEMI_OUTER,
+                                                    OUTER_LIPS_LOWER)
+    if outer in _BELOW_LIP)
+# How far a row of the lower face may close up on the next one: this fraction of their spacing on
+# the portrait (a yawning driver's lower lip thins to ~55 % of its rest thickness).
+MIN_ROW_SPACING = 0.35
+UNFOLD_PASSES = 3
 
 
 @dataclass(frozen=True)
@@ -90,22 +120,65 @@ def draw_interior(out: np.ndarray, pts: np.ndarray, source_gap: float, palette: 
 
 
 def clamp_inner_lips(pts: np.ndarray, src: np.ndarray) -> None:
-    from engine.animators.mesh.eyes import clamp_pairs
-
     clamp_pairs(pts, src, INNER_LIPS_UPPER, INNER_LIPS_LOWER)
 
 
 def close_inner_lips(pts: np.ndarray) -> None:
     """In place: a closed-mouth version of these landmarks, the jaw doing the closing.
 
-    Each inner lower-lip point moves up onto its upper partner (along the mouth's normal); the outer
-    lower lip follows by the mean, so the lip keeps its thickness. The upper lip stays. Lips that
-    already touch or press together are left as they are."""
-    from engine.animators.mesh.eyes import pair_gaps
-
-    n, _, lo, gap, _ = pair_gaps(pts, pts, INNER_LIPS_UPPER, INNER_LIPS_LOWER)
+    Each inner lower-lip point moves up onto its upper partner (along the mouth's normal), and the
+    rest of its lower-face column (lip, chin, jaw line) with it, so the lip keeps its thickness and
+    the chin comes up with the jaw. The upper lip stays. Lips that already touch or press together
+    are left as they are."""
+    n, _, _, gap, _ = pair_gaps(pts, pts, INNER_LIPS_UPPER, INNER_LIPS_LOWER)
     close = np.maximum(gap, 0.0)
     if not np.any(close > 0):
         return
-    pts[lo] -= np.outer(close, n)
-    pts[list(OUTER_LIPS_LOWER[1:-1])] -= close.mean() * n
+    lift, columns = np.zeros(len(pts)), np.zeros(len(pts))
+    for column, c in zip(LOWER_FACE_COLUMNS, close):
+        lift[list(column)] += c
+        columns[list(column)] += 1
+    shared = columns > 0  # a chin point two columns share comes up by their mean
+    pts[shared] -= np.outer(lift[shared] / columns[shared], n)
+
+
+def unfold_lower_face(pts: np.ndarray, src: np.ndarray) -> None:
+    """In place: put each lower-face column back in order where the motion made its rows cross.
+
+    Along the face's vertical (perpendicular to the eye corners' line), each row must stay at least
+    ``MIN_ROW_SPACING`` of its portrait spacing below the row above (rows the portrait itself has
+    out of order keep their own overlap). Where a column breaks that, its
+    points move the least they can (least squares) to keep it, the inner lip (it sets the mouth's
+    opening) and the jaw line staying put. An unfolded column is left exactly as it is."""
+    n, n_src = down_normal(pts, 33, 263), down_normal(src, 33, 263)
+    scale = np.hypot(*(pts[263] - pts[33])) / max(np.hypot(*(src[263] - src[33])), 1e-9)
+    weight = np.ones(len(LOWER_FACE_COLUMNS[0]))
+    weight[[0, -1]] = 1e6  # the inner lip and the jaw line stay
+    # Two columns share their chin with a neighbour: a few passes settle both.
+    for _ in range(UNFOLD_PASSES):
+        moved = False
+        for column in LOWER_FACE_COLUMNS:
+            idx = list(column)
+            y = pts[idx] @ n
+            on_portrait = scale * np.diff(src[idx] @ n_src)
+            spacing = np.where(on_portrait > 0, MIN_ROW_SPACING * on_portrait, on_portrait)  # or its own overlap
+            if np.all(np.diff(y) >= spacing - 1e-9):
+                continue
+            offset = np.concatenate([[0.0], np.cumsum(spacing)])
+            y_new = _non_decreasing(y - offset, weight) + offset
+            pts[idx] += np.outer(y_new - y, n)
+            moved = True
+        if not moved:
+            return
+
+
+def _non_decreasing(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """The weighted least-squares non-decreasing fit of ``values`` (pool adjacent violators)."""
+    blocks: list[list[float]] = []  # [mean, weight, count]
+    for v, w in zip(values, weight):
+        blocks.append([float(v), float(w), 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            v2, w2, c2 = blocks.pop()
+            v1, w1, c1 = blocks.pop()
+            blocks.append([(v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2, c1 + c2])
+    return np.repeat([b[0] for b in blocks], [b[2] for b in blocks])

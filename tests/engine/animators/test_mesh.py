@@ -90,7 +90,7 @@ def test_wider_mouth_draws_a_dark_cavity_not_stretched_lips(s42):
     pts = kp.value.copy()
     width = np.linalg.norm(pts[78] - pts[308])
     # open the jaw: inner lower lip, outer lower lip and chin points go down
-    lower = list(mouth_mod.LOWER[1:-1]) + [17, 84, 181, 91, 146, 314, 405, 321, 375, 152, 148, 176, 377, 400, 199, 200, 175]
+    lower = sorted({i for column in mouth_mod.LOWER_FACE_COLUMNS for i in column})
     pts[lower, 1] += 0.45 * width
     out = animator.render(Keypoints(pts))
     inner = np.round(0.5 * (pts[13] + pts[14])).astype(int)
@@ -235,11 +235,9 @@ def test_a_closed_driver_eye_closes_the_portrait_eye_and_shows_lid_skin(s42):
 
 
 def _open_mouth(xy: np.ndarray, px: float) -> np.ndarray:
-    """A 'driver' whose jaw drops ``px`` pixels: lower lip (inner and outer) down, upper lip still."""
-    from engine.face_regions import INNER_LIPS_LOWER, OUTER_LIPS_LOWER
-
+    """A 'driver' whose jaw drops ``px`` pixels: lower lip and chin down, upper lip still."""
     out = xy.copy()
-    out[list(INNER_LIPS_LOWER[1:-1]) + list(OUTER_LIPS_LOWER[1:-1]), 1] += px
+    out[sorted({i for column in mouth_mod.LOWER_FACE_COLUMNS for i in column}), 1] += px
     return out
 
 
@@ -258,6 +256,14 @@ def test_reference_keypoints_close_the_mouth_by_the_jaw():
     np.testing.assert_allclose(ref[inner_up], opened[inner_up], atol=1e-4)  # by the jaw alone
     moved = opened[list(OUTER_LIPS_LOWER[1:-1]), 1] - ref[list(OUTER_LIPS_LOWER[1:-1]), 1]
     assert np.all(moved > 3.0)  # the outer lower lip came up with it
+    # the lip and chin below each inner-lip point come up with it, as one piece (a chin point two
+    # columns share: by their mean)
+    from collections import Counter
+
+    shared = {i for i, k in Counter(i for c in mouth_mod.LOWER_FACE_COLUMNS for i in c).items() if k > 1}
+    for column in mouth_mod.LOWER_FACE_COLUMNS:
+        own = [i for i in column if i not in shared]
+        np.testing.assert_allclose(opened[own] - ref[own], np.tile(opened[column[0]] - ref[column[0]], (len(own), 1)), atol=1e-4)
     # a closed mouth is its own reference
     shut = xy.copy()
     shut[inner_lo] = shut[inner_up]
@@ -289,9 +295,67 @@ def test_a_driver_who_calibrates_mid_word_still_opens_the_portrait_mouth_fully(s
     assert at_calibration == pytest.approx(source_gap + 12.0, abs=1.5)  # not source_gap + 0
     assert gap_after(wide, 1) == pytest.approx(source_gap + 24.0, abs=2.0)
     assert gap_after(rest, 2) == pytest.approx(source_gap, abs=1.0)  # the driver closes: as painted
+    # the whole lower lip and chin came up with the jaw in the reference: none of it folds now
+    assert _lower_face_rows_in_order(pipeline._last_target.value.astype(np.float64))
     # absolute mode is not affected: the target is the driver's own mouth
     absolute = Pipeline(MeshAnimator(), s42, PipelineSettings(smoothing=None, motion=MotionSettings(relative=False)))
     pts = xy.copy()
     pts[:, :2] = mid_word
     absolute.process(Frame(s42.image, 0.0, 0, landmarks=FaceLandmarks(pts.astype(np.float32), size)))
     assert opening(absolute.animator.target_points(absolute._last_target)) == pytest.approx(opening(mid_word), abs=1.0)
+
+
+def _lower_face_rows_in_order(pts: np.ndarray) -> bool:
+    """Every lower-face column runs downwards (along the face's vertical), row after row."""
+    from engine.animators.mesh.eyes import down_normal
+
+    n = down_normal(pts, 33, 263)
+    return all(np.all(np.diff(pts[list(column)] @ n) > 0) for column in mouth_mod.LOWER_FACE_COLUMNS)
+
+
+def test_unfold_puts_crossed_lower_face_rows_back_in_order(s42):
+    animator = MeshAnimator()
+    src = animator.set_source(s42).value.astype(np.float64)
+    assert _lower_face_rows_in_order(src)
+    target = _open_mouth(src, 20.0)  # a jaw drop: nothing crosses, nothing changes
+    unchanged = target.copy()
+    mouth_mod.unfold_lower_face(unchanged, src)
+    np.testing.assert_array_equal(unchanged, target)
+    # the lower lip's outer edge rolls 15 px further down than the chin crease under it
+    outer = [column[3] for column in mouth_mod.LOWER_FACE_COLUMNS]
+    folded = target.copy()
+    folded[outer, 1] += 15.0
+    assert not _lower_face_rows_in_order(folded)
+    fixed = folded.copy()
+    mouth_mod.unfold_lower_face(fixed, src)
+    assert _lower_face_rows_in_order(fixed)
+    inner = [column[0] for column in mouth_mod.LOWER_FACE_COLUMNS]
+    jaw = [column[-1] for column in mouth_mod.LOWER_FACE_COLUMNS]
+    np.testing.assert_allclose(fixed[inner + jaw], folded[inner + jaw], atol=1e-3)  # opening and jaw kept
+    # points moved only along the face's vertical: nothing along the eyes' line
+    across = (folded[263] - folded[33]) / np.linalg.norm(folded[263] - folded[33])
+    np.testing.assert_allclose((fixed - folded) @ across, 0.0, atol=1e-6)
+    assert np.abs(fixed - folded).max() > 3.0
+
+
+def test_a_real_yawn_does_not_fold_the_lower_lip_over_the_chin(media):
+    """d18 yawns; Face Mesh rolls its lower lip so that the lip's outer edge ends up below the chin
+    crease. Transferred to s2 (whose lip edge sits close to that crease) the rows crossed and the
+    warp doubled the lip over the chin with a jagged edge. The target keeps the rows in order and
+    opens the mouth as wide."""
+    from engine.animators.mesh.mouth import opening
+
+    s2 = load_portrait(media / "sources" / "s2.jpg")
+    pipeline = Pipeline(MeshAnimator(), s2, PipelineSettings(smoothing=None))
+    with FaceTracker(still=False) as tracker:
+        for i, frame in enumerate(VideoFileSource(media / "driving" / "d18.mp4", max_frames=85)):
+            face = tracker.track(frame.image, i / 30)
+            if i in (0, 84):
+                pipeline.process(Frame(frame.image, i / 30, i, landmarks=face))
+    raw = pipeline._last_target.value.astype(np.float64)
+    assert not _lower_face_rows_in_order(raw)  # what relative motion alone gives here
+    pts = pipeline.animator.target_points(pipeline._last_target)
+    assert _lower_face_rows_in_order(pts)
+    assert opening(pts) == pytest.approx(opening(raw), rel=0.02)
+    assert opening(pts) > 0.3 * np.linalg.norm(pts[33] - pts[263])  # still a yawn
+    pipeline.close()
