@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engine.animators.mesh.eyes import clamp_pairs, down_normal, pair_gaps
+from engine.animators.mesh.eyes import clamp_pairs, down_normal, pair_gaps, smoothstep
 
 from engine.face_regions import (INNER_LIPS_LOWER, INNER_LIPS_UPPER, LIPS, LOWER_LIP_SEMI_INNER,
                                  LOWER_LIP_SEMI_OUTER, OUTER_LIPS_LOWER)
@@ -49,6 +49,7 @@ UNFOLD_PASSES = 3
 class MouthPalette:
     cavity: np.ndarray  # RGB float
     teeth: np.ndarray
+    tongue: np.ndarray
 
 
 def palette_from(image: np.ndarray, pts: np.ndarray) -> MouthPalette:
@@ -63,7 +64,8 @@ def palette_from(image: np.ndarray, pts: np.ndarray) -> MouthPalette:
     cavity = 0.22 * lip + np.array([6.0, 2.0, 2.0])
     brightness = float(skin.mean())
     teeth = np.array([232.0, 226.0, 212.0]) * np.clip(0.45 + brightness / 255.0, 0.5, 1.0)
-    return MouthPalette(cavity=cavity, teeth=teeth)
+    tongue = 0.62 * lip + np.array([10.0, 0.0, 0.0]) * (lip.std() > 4)  # a touch redder, not on grey
+    return MouthPalette(cavity=cavity, teeth=teeth, tongue=tongue)
 
 
 def opening(pts: np.ndarray) -> float:
@@ -72,7 +74,11 @@ def opening(pts: np.ndarray) -> float:
 
 
 def draw_interior(out: np.ndarray, pts: np.ndarray, source_gap: float, palette: MouthPalette) -> None:
-    """In place on ``out``: cavity and teeth inside the target inner-lip polygon."""
+    """In place on ``out``: cavity, tongue and teeth inside the target inner-lip polygon.
+
+    Shaded like a real open mouth lit from the front: the cavity darkest deep inside and lighter
+    towards the lips, a tongue rising from the lower lip once the mouth is wide open, teeth that
+    darken towards the corners, and a soft edge (the lips' shadow) instead of a cut-out outline."""
     gap = opening(pts)
     if gap < 1.0:
         return
@@ -98,22 +104,44 @@ def draw_interior(out: np.ndarray, pts: np.ndarray, source_gap: float, palette: 
     mask = fill(poly, size)
     width = np.hypot(*(pts[UPPER[-1]] - pts[UPPER[0]]))
     d = pts[UPPER[-1]] - pts[UPPER[0]]
-    normal = np.array([-d[1], d[0]]) / max(width, 1e-6)
+    tangent = d / max(width, 1e-6)
+    normal = np.array([-tangent[1], tangent[0]])
     if normal[1] < 0:
         normal = -normal
+    # mouth coordinates of every pixel: u across (-1 at a corner, +1 at the other), v down the opening
+    # (0 at the upper inner lip's middle, 1 at the lower's)
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    top = pts[UPPER[MIDDLE]].mean(axis=0)
+    rel_x, rel_y = xx - top[0], yy - top[1]
+    centre_u = (0.5 * (pts[UPPER[0]] + pts[UPPER[-1]]) - top) @ tangent
+    u = (rel_x * tangent[0] + rel_y * tangent[1] - centre_u) / max(0.5 * width, 1e-6)
+    v = (rel_x * normal[0] + rel_y * normal[1]) / gap
     # upper teeth: a band under the upper lip, lower teeth: a thinner, shaded band over the lower lip
     t_up = min(0.38 * gap, 0.11 * width)
     band_up = np.concatenate([pts[UPPER[1:-1]], (pts[UPPER[1:-1]] + t_up * normal)[::-1]])
     t_lo = min(0.22 * gap, 0.06 * width)
     band_lo = np.concatenate([pts[LOWER[2:-2]], (pts[LOWER[2:-2]] - t_lo * normal)[::-1]])
-    teeth_up = fill(band_up, size) * mask
-    teeth_lo = fill(band_lo, size) * mask * 0.8
-    # darker towards the mouth's centre line, like a real cavity
-    interior = np.empty(size + (3,), np.float32)
-    interior[:] = palette.cavity
+    soft = max(0.6, 0.012 * width)  # the lips' shadow and the teeth's edges: nothing cut out
+    wide = float(smoothstep((gap / max(width, 1e-6) - 0.15) / 0.25))  # 0: talking .. 1: wide open
+    teeth_up = cv2.GaussianBlur(fill(band_up, size), (0, 0), soft) * mask
+    # the lower teeth show while talking; a wide-open mouth shows the tongue over them instead
+    teeth_lo = cv2.GaussianBlur(fill(band_lo, size), (0, 0), soft) * mask * 0.8 * (1.0 - 0.8 * wide)
+    # the cavity: darkest deep inside, lighter where the lips' inner faces catch the light
+    depth = cv2.distanceTransform((mask > 0.5).astype(np.uint8), cv2.DIST_L2, 3) / max(0.5 * gap, 1.0)
+    interior = palette.cavity * (1.6 - 0.9 * smoothstep(depth))[..., None]
+    # the tongue: once the mouth is wide open, a rounded lighter shape rising from the lower lip
+    if wide > 0:
+        tongue = np.clip(1.0 - (u / 0.62) ** 2 - ((v - 1.0) / 0.42) ** 2, 0.0, 1.0)
+        tongue = smoothstep(tongue / 0.25) * wide
+        tongue_col = palette.tongue * (0.55 + 0.45 * np.clip(v, 0.0, 1.0))[..., None]
+        interior = interior * (1 - tongue[..., None]) + tongue_col * tongue[..., None]
     t = np.clip(teeth_up + teeth_lo, 0, 1)[..., None]
-    teeth_col = palette.teeth * (0.75 + 0.25 * (teeth_up[..., None] > teeth_lo[..., None]))
-    interior = interior * (1 - t) + teeth_col * t
+    # teeth turn away into shadow at the sides; the upper lip shades the upper teeth's roots
+    receding = 1.0 - 0.35 * np.clip(np.abs(u), 0.0, 1.0) ** 2
+    lip_shadow = 0.8 + 0.2 * smoothstep(v * gap / max(t_up, 1e-6))
+    shade = receding * np.where(teeth_up >= teeth_lo, lip_shadow, 0.75)
+    interior = interior * (1 - t) + palette.teeth * (shade[..., None] * t)
+    mask = cv2.GaussianBlur(mask, (0, 0), soft) * mask
     a = (mask * alpha)[..., None]
     crop = out[y0:y1, x0:x1].astype(np.float32)
     out[y0:y1, x0:x1] = np.clip(crop * (1 - a) + interior * a + 0.5, 0, 255).astype(np.uint8)

@@ -97,6 +97,16 @@ def test_wider_mouth_draws_a_dark_cavity_not_stretched_lips(s42):
     cavity = out[inner[1] - 2:inner[1] + 3, inner[0] - 3:inner[0] + 4].astype(float).mean()
     lips = s42.image[np.round(pts[[0, 17], 1]).astype(int), np.round(pts[[0, 17], 0]).astype(int)].mean()
     assert cavity < 0.5 * lips
+    # shaded like a mouth lit from the front, not a flat hole: upper teeth, a dark throat, a tongue
+    target = animator.target_points(Keypoints(pts))
+
+    def down_the_middle(v):  # brightness at fraction v of the way from the upper inner lip to the lower
+        p = np.round(target[13] + v * (target[14] - target[13])).astype(int)
+        return out[p[1] - 1:p[1] + 2, p[0] - 1:p[0] + 2].astype(float).mean()
+
+    teeth, throat, tongue = down_the_middle(0.1), down_the_middle(0.5), down_the_middle(0.8)
+    assert teeth > 2 * throat
+    assert tongue > 1.2 * throat
     with FaceTracker(still=True) as tracker:
         face = tracker.track(out)
     assert isinstance(face, FaceLandmarks)
