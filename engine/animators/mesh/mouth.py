@@ -41,6 +41,7 @@ LOWER_FACE_COLUMNS = tuple(
     if outer in _BELOW_LIP)
 # How far a row of the lower face may close up on the next one: this fraction of their spacing on
 # the portrait (a yawning driver's lower lip thins to ~55 % of its rest thickness).
+_COLUMNS = np.array(LOWER_FACE_COLUMNS)  # (9 columns, 9 rows)
 MIN_ROW_SPACING = 0.35
 UNFOLD_PASSES = 3
 
@@ -180,24 +181,21 @@ def unfold_lower_face(pts: np.ndarray, src: np.ndarray) -> None:
     opening) and the jaw line staying put. An unfolded column is left exactly as it is."""
     n, n_src = down_normal(pts, 33, 263), down_normal(src, 33, 263)
     scale = np.hypot(*(pts[263] - pts[33])) / max(np.hypot(*(src[263] - src[33])), 1e-9)
-    weight = np.ones(len(LOWER_FACE_COLUMNS[0]))
+    on_portrait = scale * np.diff(src[_COLUMNS] @ n_src, axis=1)
+    spacing = np.where(on_portrait > 0, MIN_ROW_SPACING * on_portrait, on_portrait)  # or its own overlap
+    offset = np.concatenate([np.zeros((len(_COLUMNS), 1)), np.cumsum(spacing, axis=1)], axis=1)
+    weight = np.ones(_COLUMNS.shape[1])
     weight[[0, -1]] = 1e6  # the inner lip and the jaw line stay
     # Two columns share their chin with a neighbour: a few passes settle both.
     for _ in range(UNFOLD_PASSES):
-        moved = False
-        for column in LOWER_FACE_COLUMNS:
-            idx = list(column)
-            y = pts[idx] @ n
-            on_portrait = scale * np.diff(src[idx] @ n_src)
-            spacing = np.where(on_portrait > 0, MIN_ROW_SPACING * on_portrait, on_portrait)  # or its own overlap
-            if np.all(np.diff(y) >= spacing - 1e-9):
-                continue
-            offset = np.concatenate([[0.0], np.cumsum(spacing)])
-            y_new = _non_decreasing(y - offset, weight) + offset
-            pts[idx] += np.outer(y_new - y, n)
-            moved = True
-        if not moved:
+        y = pts[_COLUMNS] @ n
+        folded = np.nonzero(np.any(np.diff(y, axis=1) < spacing - 1e-9, axis=1))[0]
+        if folded.size == 0:
             return
+        for k in folded:
+            y_k = pts[_COLUMNS[k]] @ n  # fresh: a shared point may have moved with an earlier column
+            y_new = _non_decreasing(y_k - offset[k], weight) + offset[k]
+            pts[_COLUMNS[k]] += np.outer(y_new - y_k, n)
 
 
 def _non_decreasing(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
