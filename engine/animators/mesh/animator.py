@@ -101,7 +101,7 @@ class MeshAnimator(Animator):
         # Only real face triangles are culled when flipped; hole fills and rings may be slivers.
         cull = (kinds == FACE) & (np.abs(det) > 1e-3)
         self._sign = np.where(cull, sign, np.nan)
-        self._eye_of = np.full(len(self._tris) + 1, -1, np.int8)  # index -1 (no triangle) -> -1
+        self._eye_of = np.full(len(self._tris), -1, np.int8)  # which eye's interior each triangle is
         eye_tris = np.nonzero(kinds == EYE_INTERIOR)[0]
         for k, (upper, lower, _) in enumerate(EYES):
             members = set(upper) | set(lower)
@@ -176,11 +176,8 @@ class MeshAnimator(Animator):
             offsets = eyes.gaze_offsets(pts, self._src)
             if np.any(offsets):
                 inv_scale = 1.0 / max(np.sqrt(abs(np.linalg.det(a))), 1e-6)
-                eye = self._eye_of[warp.tri_id]
                 for k in range(2):
-                    sel = eye == k
-                    if np.any(sel):
-                        warp.map_xy[sel] -= (offsets[k] * inv_scale).astype(np.float32)
+                    warp.shift(self._eye_of == k, -offsets[k] * inv_scale)
         out = self._image.copy()
         remap_roi(self._image, warp, out)
         eyes.paint_closed(out, pts, self._eye_colours, self._src @ a.T + t)
