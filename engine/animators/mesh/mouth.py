@@ -41,6 +41,15 @@ LOWER_FACE_COLUMNS = tuple(
     if outer in _BELOW_LIP)
 # How far a row of the lower face may close up on the next one: this fraction of their spacing on
 # the portrait (a yawning driver's lower lip thins to ~55 % of its rest thickness).
+# Mouth interior shading: the cavity's brightness (x the palette's) at the lips and deep inside; the
+# tongue's colour (x the lips') and half-axes (of the half-width, of the opening). Kept dark and
+# small on purpose: a brighter cavity edge, a lip-coloured tongue against the lower lip, or hiding
+# the lower teeth made the opening read smaller (MediaPipe on s12 x d10: mouth r 0.92 -> 0.73,
+# amplitude 0.78 -> 0.65); with these it reads as the flat cavity did (0.92 / 0.82).
+CAVITY_EDGE, CAVITY_DEEP = 1.2, 0.7
+TONGUE_SHADE, TONGUE_SIZE = 0.45, (0.5, 0.3)
+EDGE_SOFTNESS = 0.012  # of the mouth's width: the lips' shadow over the cavity
+
 _COLUMNS = np.array(LOWER_FACE_COLUMNS)  # (9 columns, 9 rows)
 MIN_ROW_SPACING = 0.35
 UNFOLD_PASSES = 3
@@ -65,7 +74,7 @@ def palette_from(image: np.ndarray, pts: np.ndarray) -> MouthPalette:
     cavity = 0.22 * lip + np.array([6.0, 2.0, 2.0])
     brightness = float(skin.mean())
     teeth = np.array([232.0, 226.0, 212.0]) * np.clip(0.45 + brightness / 255.0, 0.5, 1.0)
-    tongue = 0.62 * lip + np.array([10.0, 0.0, 0.0]) * (lip.std() > 4)  # a touch redder, not on grey
+    tongue = TONGUE_SHADE * lip + np.array([8.0, 0.0, 0.0]) * (lip.std() > 4)  # a touch redder, not on grey
     return MouthPalette(cavity=cavity, teeth=teeth, tongue=tongue)
 
 
@@ -77,8 +86,8 @@ def opening(pts: np.ndarray) -> float:
 def draw_interior(out: np.ndarray, pts: np.ndarray, source_gap: float, palette: MouthPalette) -> None:
     """In place on ``out``: cavity, tongue and teeth inside the target inner-lip polygon.
 
-    Shaded like a real open mouth lit from the front: the cavity darkest deep inside and lighter
-    towards the lips, a tongue rising from the lower lip once the mouth is wide open, teeth that
+    Shaded like a real open mouth lit from the front: the cavity darkest deep inside and a little
+    lighter towards the lips, a tongue behind the lower teeth once the mouth is wide open, teeth that
     darken towards the corners, and a soft edge (the lips' shadow) instead of a cut-out outline."""
     gap = opening(pts)
     if gap < 1.0:
@@ -122,17 +131,15 @@ def draw_interior(out: np.ndarray, pts: np.ndarray, source_gap: float, palette: 
     band_up = np.concatenate([pts[UPPER[1:-1]], (pts[UPPER[1:-1]] + t_up * normal)[::-1]])
     t_lo = min(0.22 * gap, 0.06 * width)
     band_lo = np.concatenate([pts[LOWER[2:-2]], (pts[LOWER[2:-2]] - t_lo * normal)[::-1]])
-    soft = max(0.6, 0.012 * width)  # the lips' shadow and the teeth's edges: nothing cut out
-    wide = float(smoothstep((gap / max(width, 1e-6) - 0.15) / 0.25))  # 0: talking .. 1: wide open
-    teeth_up = cv2.GaussianBlur(fill(band_up, size), (0, 0), soft) * mask
-    # the lower teeth show while talking; a wide-open mouth shows the tongue over them instead
-    teeth_lo = cv2.GaussianBlur(fill(band_lo, size), (0, 0), soft) * mask * 0.8 * (1.0 - 0.8 * wide)
+    teeth_up = fill(band_up, size) * mask
+    teeth_lo = fill(band_lo, size) * mask * 0.8
     # the cavity: darkest deep inside, lighter where the lips' inner faces catch the light
     depth = cv2.distanceTransform((mask > 0.5).astype(np.uint8), cv2.DIST_L2, 3) / max(0.5 * gap, 1.0)
-    interior = palette.cavity * (1.6 - 0.9 * smoothstep(depth))[..., None]
-    # the tongue: once the mouth is wide open, a rounded lighter shape rising from the lower lip
+    interior = palette.cavity * (CAVITY_EDGE - (CAVITY_EDGE - CAVITY_DEEP) * smoothstep(depth))[..., None]
+    # the tongue: once the mouth is wide open, a rounded lighter shape behind the lower teeth
+    wide = float(smoothstep((gap / max(width, 1e-6) - 0.15) / 0.25))  # 0: talking .. 1: wide open
     if wide > 0:
-        tongue = np.clip(1.0 - (u / 0.62) ** 2 - ((v - 1.0) / 0.42) ** 2, 0.0, 1.0)
+        tongue = np.clip(1.0 - (u / TONGUE_SIZE[0]) ** 2 - ((v - 1.0) / TONGUE_SIZE[1]) ** 2, 0.0, 1.0)
         tongue = smoothstep(tongue / 0.25) * wide
         tongue_col = palette.tongue * (0.55 + 0.45 * np.clip(v, 0.0, 1.0))[..., None]
         interior = interior * (1 - tongue[..., None]) + tongue_col * tongue[..., None]
@@ -142,7 +149,7 @@ def draw_interior(out: np.ndarray, pts: np.ndarray, source_gap: float, palette: 
     lip_shadow = 0.8 + 0.2 * smoothstep(v * gap / max(t_up, 1e-6))
     shade = receding * np.where(teeth_up >= teeth_lo, lip_shadow, 0.75)
     interior = interior * (1 - t) + palette.teeth * (shade[..., None] * t)
-    mask = cv2.GaussianBlur(mask, (0, 0), soft) * mask
+    mask = cv2.GaussianBlur(mask, (0, 0), max(0.6, EDGE_SOFTNESS * width)) * mask
     a = (mask * alpha)[..., None]
     crop = out[y0:y1, x0:x1].astype(np.float32)
     out[y0:y1, x0:x1] = np.clip(crop * (1 - a) + interior * a + 0.5, 0, 255).astype(np.uint8)
