@@ -39,6 +39,7 @@ class WarpMap:
     to_source: np.ndarray | None = None  # (M, 2, 3)
     layers: np.ndarray | None = None  # (gh, gw)
     shifts: list = field(default_factory=list)
+    covers: tuple | None = None  # (cell, triangle) for every triangle covering a cell, every layer
 
     def shift(self, triangles: np.ndarray, offset: np.ndarray) -> None:
         """Move the source positions drawn by the ``triangles`` (a bool mask) by ``offset``: the
@@ -89,8 +90,12 @@ def identity_grid(roi: tuple[int, int, int, int], step: int) -> np.ndarray:
 
 
 def rasterize(src_pts: np.ndarray, dst_pts: np.ndarray, triangles: np.ndarray, src_sign: np.ndarray,
-              roi: tuple[int, int, int, int], step: int, base: np.ndarray | None = None) -> WarpMap:
-    """Coarse backward map for ``triangles`` (already in draw order) moved from src_pts to dst_pts."""
+              roi: tuple[int, int, int, int], step: int, base: np.ndarray | None = None,
+              row_spans: np.ndarray | None = None) -> WarpMap:
+    """Coarse backward map for ``triangles`` (already in draw order) moved from src_pts to dst_pts.
+
+    ``row_spans`` (gh, 2), optional: per grid row, the first and last cell worth filling (the rest
+    stays identity); ``sharpen_folds`` fills only the cells around a fold's edge."""
     x0, y0, x1, y1 = roi
     # One spare cell on each side: the upsampling clamps at the grid's edge, the ROI must not see it.
     x0, y0 = x0 - step, y0 - step
@@ -129,6 +134,10 @@ def rasterize(src_pts: np.ndarray, dst_pts: np.ndarray, triangles: np.ndarray, s
     xr = np.where(hit, x, -np.inf).max(axis=1)
     x_lo = np.maximum(np.ceil(xl - 1e-4), 0)
     x_hi = np.minimum(np.floor(xr + 1e-4), gw - 1)
+    if row_spans is not None:
+        rows = r_y.astype(np.int64)
+        x_lo = np.maximum(x_lo, row_spans[rows, 0])
+        x_hi = np.minimum(x_hi, row_spans[rows, 1])
     good = np.isfinite(x_lo) & np.isfinite(x_hi) & (x_hi >= x_lo)
     r_t, r_y, x_lo, x_hi = r_t[good], r_y[good].astype(np.int64), x_lo[good].astype(np.int64), x_hi[good].astype(np.int64)
     # per row: the triangle's affine map (grid -> source) with the row's y folded into the offset
@@ -154,7 +163,8 @@ def rasterize(src_pts: np.ndarray, dst_pts: np.ndarray, triangles: np.ndarray, s
     layers = np.bincount(flat, minlength=gh * gw).reshape(gh, gw)
     to_source = np.zeros((len(triangles), 2, 3))
     to_source[idx] = m
-    return WarpMap(roi, step, map_xy, tri_id, (src_pts, dst_pts, triangles, src_sign), to_source, layers)
+    return WarpMap(roi, step, map_xy, tri_id, (src_pts, dst_pts, triangles, src_sign), to_source, layers,
+                   covers=(flat, t))
 
 
 def _source_at(warp: WarpMap, tri: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
@@ -204,14 +214,25 @@ def sharpen_folds(warp: WarpMap, full: np.ndarray) -> None:
     gh, gw = marked.shape
     x0, y0 = warp.roi[0] - s, warp.roi[1] - s  # pixel of full[0, 0]
     src_pts, dst_pts, triangles, sign = warp.mesh
-    # the triangles drawn at a marked cell, and those with a corner in one (slivers between centres)
-    corner = np.floor((dst_pts[triangles] - [x0, y0]) / s).astype(np.int64)
-    near = marked[np.clip(corner[..., 1], 0, gh - 1), np.clip(corner[..., 0], 0, gw - 1)].any(axis=1)
-    near[warp.tri_id[marked & (warp.tri_id >= 0)]] = True
+    # the triangles covering a marked cell (any layer), and small ones with a corner in one (slivers
+    # that cover no cell centre)
+    d = dst_pts[triangles]
+    corner = np.floor((d - [x0, y0]) / s).astype(np.int64)
+    area = np.abs(np.cross(d[:, 1] - d[:, 0], d[:, 2] - d[:, 0]))
+    near = (area < 4 * s * s) & marked[np.clip(corner[..., 1], 0, gh - 1),
+                                        np.clip(corner[..., 0], 0, gw - 1)].any(axis=1)
+    cell, tri = warp.covers
+    near[tri[marked.reshape(-1)[cell]]] = True
     sub = np.nonzero(near)[0]  # still in draw order
     ci, cj = np.nonzero(marked)
     box = (x0 + int(cj.min()) * s, y0 + int(ci.min()) * s, x0 + (int(cj.max()) + 1) * s, y0 + (int(ci.max()) + 1) * s)
-    exact = rasterize(src_pts, dst_pts, triangles[sub], sign[sub], box, 1)
+    # per pixel row of the box, only from the first marked pixel to the last
+    fine = np.kron(marked[ci.min():ci.max() + 1, cj.min():cj.max() + 1], np.ones((s, s), bool))
+    fine = np.pad(fine, 1)  # the exact map's spare cell on each side
+    any_row = fine.any(axis=1)
+    spans = np.stack([np.where(any_row, fine.argmax(axis=1), 1),
+                      np.where(any_row, fine.shape[1] - 1 - fine[:, ::-1].argmax(axis=1), 0)], axis=1)
+    exact = rasterize(src_pts, dst_pts, triangles[sub], sign[sub], box, 1, row_spans=spans)
     for moved, offset in warp.shifts:  # gaze, as on the coarse map
         exact.map_xy[np.append(moved[sub], False)[exact.tri_id]] += offset.astype(np.float32)
     oy, ox = np.divmod(np.arange(s * s), s)
