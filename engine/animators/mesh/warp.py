@@ -181,18 +181,23 @@ def fold_edges(warp: WarpMap) -> np.ndarray:
     triangles, one of them over another layer, whose maps disagree by more than ``JUMP_PX`` half-way
     between the two cells (where two triangles of a continuous mesh agree to within the curvature
     of half a cell)."""
-    tid, layers = warp.tri_id, warp.layers
-    marked = np.zeros(tid.shape, bool)
-    if warp.to_source is None or not np.any(layers >= 2):
+    marked = np.zeros(warp.tri_id.shape, bool)
+    over = warp.layers >= 2 if warp.layers is not None else None
+    if over is None or not over.any():
         return marked
+    # only around the overlapping cells (a few percent of the grid)
+    rows, cols = np.nonzero(over.any(axis=1))[0], np.nonzero(over.any(axis=0))[0]
+    r0, c0 = max(rows[0] - 1, 0), max(cols[0] - 1, 0)
+    tid, over = warp.tri_id[r0:rows[-1] + 2, c0:cols[-1] + 2], over[r0:rows[-1] + 2, c0:cols[-1] + 2]
     for dy, dx in ((0, 1), (1, 0)):
         h, w = tid.shape[0] - dy, tid.shape[1] - dx
         a, b = tid[:h, :w], tid[dy:, dx:]
-        ii, jj = np.nonzero((a != b) & ((layers[:h, :w] >= 2) | (layers[dy:, dx:] >= 2)))
+        ii, jj = np.nonzero((a != b) & (over[:h, :w] | over[dy:, dx:]))
         if ii.size == 0:
             continue
+        ii, jj, ta, tb = ii + r0, jj + c0, a[ii, jj], b[ii, jj]
         mx, my = jj + 0.5 * dx, ii + 0.5 * dy
-        jump = np.abs(_source_at(warp, a[ii, jj], mx, my) - _source_at(warp, b[ii, jj], mx, my)).max(axis=1)
+        jump = np.abs(_source_at(warp, ta, mx, my) - _source_at(warp, tb, mx, my)).max(axis=1)
         fold = jump > JUMP_PX
         marked[ii[fold], jj[fold]] = True
         marked[ii[fold] + dy, jj[fold] + dx] = True
