@@ -9,8 +9,8 @@ coarse map is upsampled linearly (exact for affine pieces) and ``cv2.remap`` res
 that moves; the rest of the portrait is copied untouched.
 
 Where the map jumps at a fold (the chin over the neck, a turned cheek over the background), linear upsampling would smear the jump over a cell and draw the edge as
-a staircase of cells (7 px steps on a 2048 px portrait). There, and only there, each pixel is given
-the source position of the nearest triangle that covers it (``sharpen_folds``).
+a staircase of cells (7 px steps on a 2048 px portrait). There, and only there, the map is rasterised
+again at one pixel per cell (``sharpen_folds``), on grids of 3 px cells or more.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import numpy as np
 
 MAX_GRID_CELLS = 20_000  # coarse grid size cap: the step grows with the region that moves
 JUMP_PX = 0.75  # neighbouring cells whose maps disagree by more than this (source pixels) are a fold
-SLIVER = 0.05  # barycentric: a pixel this far outside a candidate triangle still takes it over the identity
+SHARPEN_MIN_STEP = 3  # grid cells (px) from which a fold's staircase shows: 720p live is mostly 2
 
 
 @dataclass
@@ -208,8 +208,8 @@ def sharpen_folds(warp: WarpMap, full: np.ndarray) -> None:
     """In place on ``full`` (the upsampled map, grid-aligned: cell j covers pixels step*j ..
     step*(j+1)-1): around every fold's edge, the exact map, rasterised again at one pixel per cell
     from the triangles that can show there."""
-    if warp.step == 1:
-        return  # already exact
+    if warp.step < SHARPEN_MIN_STEP:
+        return  # a 1-2 px step is within the edge's own antialiasing: not worth ~2 ms a frame
     marked = fold_edges(warp)
     if not marked.any():
         return
