@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 MAX_GRID_CELLS = 20_000  # coarse grid size cap: the step grows with the region that moves
-JUMP_PX = 0.75  # neighbouring cells whose maps disagree by more than this (source pixels) are a fold
+JUMP_PX = 2.0  # neighbouring cells whose maps disagree by more than this (source pixels) are a fold
 SHARPEN_MIN_STEP = 3  # grid cells (px) from which a fold's staircase shows: 720p live is mostly 2
 
 
