@@ -217,48 +217,6 @@ def test_a_fold_is_drawn_with_a_sharp_edge_not_a_staircase_of_cells(monkeypatch)
     assert (sharp > 40).sum() < 0.05 * (blended > 40).sum()
 
 
-def test_a_fold_is_drawn_with_a_sharp_edge_not_a_staircase_of_cells(monkeypatch):
-    """A fold (a flap of the mesh moved over its neighbour, like a turned cheek over the background)
-    has an edge the coarse grid cannot follow: upsampled, it is a staircase of cells smeared across
-    the jump. Around folds the map is rasterised again per pixel: the result matches a warp computed
-    at one pixel per cell."""
-    import cv2
-
-    from engine.animators.mesh import warp as warp_mod
-
-    yy, xx = np.mgrid[0:240, 0:240]
-    image = np.dstack([(xx * 255 // 239), (yy * 255 // 239), ((xx // 12 + yy // 12) % 2) * 255]).astype(np.uint8)
-    g = np.linspace(20, 220, 6)
-    src = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
-    from scipy.spatial import Delaunay
-
-    tris = Delaunay(src).simplices.astype(np.int32)
-    sign = np.sign(np.cross(src[tris[:, 1]] - src[tris[:, 0]], src[tris[:, 2]] - src[tris[:, 0]])).astype(float)
-    dst = src.copy()
-    dst[[14, 15, 20, 21], 0] += 55.0  # a block of the mesh slides right, over its neighbours
-    # draw order: the moved flap last (on top), as the animator orders by depth
-    order = np.argsort([len({14, 15, 20, 21} & set(t)) for t in tris.tolist()], kind="stable")
-    tris, sign = tris[order], sign[order]
-
-    def render(step):
-        out = image.copy()
-        warp = warp_mod.rasterize(src, dst, tris, sign, (0, 0, 240, 240), step)
-        warp_mod.remap_roi(image, warp, out)
-        return out.astype(int), warp
-
-    exact, _ = render(1)
-    coarse, warp = render(8)
-    # where the flap lies over other triangles, and a cell around (the coarse grid starts a cell early)
-    over = cv2.dilate((warp.layers >= 2).astype(np.uint8), np.ones((3, 3), np.uint8))
-    fold = np.kron(over, np.ones((8, 8), np.uint8))[8:248, 8:248] > 0
-    assert fold.sum() > 2000
-    sharp = np.abs(coarse - exact).max(axis=2)[fold]
-    monkeypatch.setattr(warp_mod, "sharpen_folds", lambda warp, full: None)
-    blended = np.abs(render(8)[0] - exact).max(axis=2)[fold]
-    assert (blended > 40).sum() > 300  # the staircase and smear without it
-    assert (sharp > 40).sum() < 0.05 * (blended > 40).sum()
-
-
 def _close_eyes(xy: np.ndarray, amount: float = 1.0) -> np.ndarray:
     """A 'driver' whose upper lids come down ``amount`` of the way onto the lower ones."""
     from engine.animators.mesh.triangulation import EYES
