@@ -8,9 +8,10 @@ all (under everything else: hidden where anything covers them, a fill where noth
 coarse map is upsampled linearly (exact for affine pieces) and ``cv2.remap`` resamples only the region
 that moves; the rest of the portrait is copied untouched.
 
-Where the map jumps at a fold (the chin over the neck, a turned cheek over the background), linear upsampling would smear the jump over a cell and draw the edge as
-a staircase of cells (7 px steps on a 2048 px portrait). There, and only there, the map is rasterised
-again at one pixel per cell (``sharpen_folds``), on grids of 3 px cells or more.
+Where the map jumps at a fold (the chin over the neck, a turned cheek over the background), linear
+upsampling would smear the jump over a cell and draw the edge as a staircase of cells (7 px steps on a
+2048 px portrait). There, and only there, the map is rasterised again at one pixel per cell
+(``sharpen_folds``), on grids of 3 px cells or more.
 """
 from __future__ import annotations
 
@@ -251,7 +252,8 @@ def sharpen_folds(warp: WarpMap, full: np.ndarray) -> None:
 
 
 def remap_roi(image: np.ndarray, warp: WarpMap, out: np.ndarray) -> None:
-    """Resample ``image`` into ``out`` over the warp's ROI (everything else of ``out`` untouched)."""
+    """Resample ``image`` into ``out`` over the warp's ROI (everything else of ``out`` untouched),
+    folds' edges at one pixel per cell."""
     x0, y0, x1, y1 = warp.roi
     gh, gw = warp.map_xy.shape[:2]
     full = cv2.resize(warp.map_xy, (gw * warp.step, gh * warp.step), interpolation=cv2.INTER_LINEAR)
