@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 
 from engine.animators.mesh.eyes import clamp_pairs, down_normal, pair_gaps, smoothstep
-
 from engine.face_regions import (INNER_LIPS_LOWER, INNER_LIPS_UPPER, LIPS, LOWER_LIP_SEMI_INNER,
                                  LOWER_LIP_SEMI_OUTER, OUTER_LIPS_LOWER)
 
@@ -39,8 +38,12 @@ LOWER_FACE_COLUMNS = tuple(
     for inner, semi_inner, semi_outer, outer in zip(INNER_LIPS_LOWER, LOWER_LIP_SEMI_INNER, LOWER_LIP_SEMI_OUTER,
                                                     OUTER_LIPS_LOWER)
     if outer in _BELOW_LIP)
+_COLUMNS = np.array(LOWER_FACE_COLUMNS)  # (9 columns, 9 rows)
 # How far a row of the lower face may close up on the next one: this fraction of their spacing on
 # the portrait (a yawning driver's lower lip thins to ~55 % of its rest thickness).
+MIN_ROW_SPACING = 0.35
+UNFOLD_PASSES = 3  # two columns share their chin with a neighbour: a few passes settle both
+
 # Mouth interior shading: the cavity's brightness (x the palette's) at the lips and deep inside; the
 # tongue's colour (x the lips') and half-axes (of the half-width, of the opening). Kept dark and
 # small on purpose: a brighter cavity edge, a lip-coloured tongue against the lower lip, or hiding
@@ -49,10 +52,6 @@ LOWER_FACE_COLUMNS = tuple(
 CAVITY_EDGE, CAVITY_DEEP = 1.2, 0.7
 TONGUE_SHADE, TONGUE_SIZE = 0.45, (0.5, 0.3)
 EDGE_SOFTNESS = 0.012  # of the mouth's width: the lips' shadow over the cavity
-
-_COLUMNS = np.array(LOWER_FACE_COLUMNS)  # (9 columns, 9 rows)
-MIN_ROW_SPACING = 0.35
-UNFOLD_PASSES = 3
 
 
 @dataclass(frozen=True)
@@ -174,8 +173,8 @@ def close_inner_lips(pts: np.ndarray) -> None:
     for column, c in zip(LOWER_FACE_COLUMNS, close):
         lift[list(column)] += c
         columns[list(column)] += 1
-    shared = columns > 0  # a chin point two columns share comes up by their mean
-    pts[shared] -= np.outer(lift[shared] / columns[shared], n)
+    jaw = columns > 0  # a chin point two columns share comes up by their mean
+    pts[jaw] -= np.outer(lift[jaw] / columns[jaw], n)
 
 
 def unfold_lower_face(pts: np.ndarray, src: np.ndarray) -> None:
@@ -183,9 +182,9 @@ def unfold_lower_face(pts: np.ndarray, src: np.ndarray) -> None:
 
     Along the face's vertical (perpendicular to the eye corners' line), each row must stay at least
     ``MIN_ROW_SPACING`` of its portrait spacing below the row above (rows the portrait itself has
-    out of order keep their own overlap). Where a column breaks that, its
-    points move the least they can (least squares) to keep it, the inner lip (it sets the mouth's
-    opening) and the jaw line staying put. An unfolded column is left exactly as it is."""
+    out of order keep their own overlap). Where a column breaks that, its points move the least
+    they can (least squares) to keep it, the inner lip (it sets the mouth's opening) and the jaw
+    line staying put. An unfolded column is left exactly as it is."""
     n, n_src = down_normal(pts, 33, 263), down_normal(src, 33, 263)
     scale = np.hypot(*(pts[263] - pts[33])) / max(np.hypot(*(src[263] - src[33])), 1e-9)
     on_portrait = scale * np.diff(src[_COLUMNS] @ n_src, axis=1)
@@ -193,7 +192,6 @@ def unfold_lower_face(pts: np.ndarray, src: np.ndarray) -> None:
     offset = np.concatenate([np.zeros((len(_COLUMNS), 1)), np.cumsum(spacing, axis=1)], axis=1)
     weight = np.ones(_COLUMNS.shape[1])
     weight[[0, -1]] = 1e6  # the inner lip and the jaw line stay
-    # Two columns share their chin with a neighbour: a few passes settle both.
     for _ in range(UNFOLD_PASSES):
         y = pts[_COLUMNS] @ n
         folded = np.nonzero(np.any(np.diff(y, axis=1) < spacing - 1e-9, axis=1))[0]
