@@ -182,21 +182,23 @@ def fold_edges(warp: WarpMap) -> np.ndarray:
     triangles, one of them over another layer, whose maps disagree by more than ``JUMP_PX`` half-way
     between the two cells (where two triangles of a continuous mesh agree to within the curvature
     of half a cell)."""
-    marked = np.zeros(warp.tri_id.shape, bool)
-    over = warp.layers >= 2 if warp.layers is not None else None
-    if over is None or not over.any():
+    tid = warp.tri_id
+    gh, gw = tid.shape
+    marked = np.zeros(tid.shape, bool)
+    if warp.layers is None:
         return marked
-    # only around the overlapping cells (a few percent of the grid)
-    rows, cols = np.nonzero(over.any(axis=1))[0], np.nonzero(over.any(axis=0))[0]
-    r0, c0 = max(rows[0] - 1, 0), max(cols[0] - 1, 0)
-    tid, over = warp.tri_id[r0:rows[-1] + 2, c0:cols[-1] + 2], over[r0:rows[-1] + 2, c0:cols[-1] + 2]
+    oi, oj = np.nonzero(warp.layers >= 2)  # usually a handful of cells: work on those only
     for dy, dx in ((0, 1), (1, 0)):
-        h, w = tid.shape[0] - dy, tid.shape[1] - dx
-        a, b = tid[:h, :w], tid[dy:, dx:]
-        ii, jj = np.nonzero((a != b) & (over[:h, :w] | over[dy:, dx:]))
-        if ii.size == 0:
+        # every pair (cell, its right / lower neighbour) with an overlapping cell on either side
+        ii, jj = np.concatenate([oi, oi - dy]), np.concatenate([oj, oj - dx])
+        ok = (ii >= 0) & (jj >= 0) & (ii + dy < gh) & (jj + dx < gw)
+        first = np.unique(ii[ok] * gw + jj[ok])
+        ii, jj = np.divmod(first, gw)
+        ta, tb = tid[ii, jj], tid[ii + dy, jj + dx]
+        differ = ta != tb
+        if not differ.any():
             continue
-        ii, jj, ta, tb = ii + r0, jj + c0, a[ii, jj], b[ii, jj]
+        ii, jj, ta, tb = ii[differ], jj[differ], ta[differ], tb[differ]
         mx, my = jj + 0.5 * dx, ii + 0.5 * dy
         jump = np.abs(_source_at(warp, ta, mx, my) - _source_at(warp, tb, mx, my)).max(axis=1)
         fold = jump > JUMP_PX
