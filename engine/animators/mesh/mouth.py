@@ -111,8 +111,8 @@ def draw_interior(out: np.ndarray, pts: np.ndarray, source_gap: float, palette: 
 
     size = (y1 - y0, x1 - x0)
     mask = fill(poly, size)
-    width = np.hypot(*(pts[UPPER[-1]] - pts[UPPER[0]]))
     d = pts[UPPER[-1]] - pts[UPPER[0]]
+    width = np.hypot(*d)
     tangent = d / max(width, 1e-6)
     normal = np.array([-tangent[1], tangent[0]])
     if normal[1] < 0:

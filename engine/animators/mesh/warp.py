@@ -77,6 +77,12 @@ def triangle_affines(src_tri: np.ndarray, dst_tri: np.ndarray, eps: float = 1e-9
     return a, ok, det
 
 
+def cell_centres(roi: tuple[int, int, int, int], step: int, gx, gy):
+    """Pixel positions (x, y) of grid coordinates (gx, gy): cell j's centre is at grid coordinate j,
+    and the grid starts one spare cell before the ROI."""
+    return roi[0] - step - 0.5 + step * (gx + 0.5), roi[1] - step - 0.5 + step * (gy + 0.5)
+
+
 def identity_grid(roi: tuple[int, int, int, int], step: int) -> np.ndarray:
     """The coarse grid's own cell centres (the map where nothing moves): (gh, gw, 2) float32."""
     x0, y0, x1, y1 = roi
@@ -85,8 +91,7 @@ def identity_grid(roi: tuple[int, int, int, int], step: int) -> np.ndarray:
     gh = -(-(y1 - y0) // step) + 1
     gy, gx = np.mgrid[0:gh, 0:gw]
     grid = np.empty((gh, gw, 2), np.float32)
-    grid[..., 0] = x0 - 0.5 + 0.5 * step + step * gx
-    grid[..., 1] = y0 - 0.5 + 0.5 * step + step * gy
+    grid[..., 0], grid[..., 1] = cell_centres(roi, step, gx, gy)
     return grid
 
 
@@ -172,8 +177,7 @@ def _source_at(warp: WarpMap, tri: np.ndarray, gx: np.ndarray, gy: np.ndarray) -
     """Source positions (N, 2) of grid points under triangles ``tri`` (-1: the identity)."""
     g = np.stack([gx, gy, np.ones_like(gx)], axis=1)
     src = np.einsum("nij,nj->ni", warp.to_source[np.maximum(tri, 0)], g)
-    x0, y0 = warp.roi[0] - warp.step, warp.roi[1] - warp.step
-    identity = np.stack([x0 - 0.5 + warp.step * (gx + 0.5), y0 - 0.5 + warp.step * (gy + 0.5)], axis=1)
+    identity = np.stack(cell_centres(warp.roi, warp.step, gx, gy), axis=1)
     return np.where((tri < 0)[:, None], identity, src)
 
 
