@@ -25,11 +25,13 @@ import numpy as np
 from engine.animators.base import Animator
 from engine.animators.mesh import eyes, mouth
 from engine.animators.mesh.triangulation import (
-    EYE_INTERIOR, EYES, FACE, MOUTH_INTERIOR, NUM_MESH_POINTS, RING, ring_points, topology)
-from engine.animators.mesh.warp import choose_step, identity_grid, rasterize, remap_roi
+    EYE_INTERIOR, EYES, FACE, MOUTH_INTERIOR, NUM_MESH_POINTS, RING, oval_order, ring_points, topology)
+from engine.animators.mesh.background import PersonLayers
+from engine.animators.mesh.warp import choose_step, dense_map, identity_grid, rasterize
 from engine.face_regions import RIGID
 from engine.motion import Keypoints
 from engine.portrait import Portrait
+from engine.segmentation import person_mask
 from engine.tracking import FaceLandmarks
 
 RIGID_IDX = np.array(RIGID)
@@ -115,6 +117,7 @@ class MeshAnimator(Animator):
         self._roi = (max(0, x0), max(0, y0), min(w, x1), min(h, y1))
         self._step = choose_step(self._roi[2] - self._roi[0], self._roi[3] - self._roi[1], self.min_step)
         self._grid = identity_grid(self._roi, self._step)
+        self._layers = PersonLayers.split(image, person_mask(image), self._roi, xy[list(oval_order())])
         self._palette = mouth.palette_from(image, xy)
         self._src_mouth_gap = mouth.opening(xy)
         self._eye_colours = eyes.colours_from(image, xy)
@@ -179,7 +182,7 @@ class MeshAnimator(Animator):
                 for k in range(2):
                     warp.shift(self._eye_of == k, -offsets[k] * inv_scale)
         out = self._image.copy()
-        remap_roi(self._image, warp, out)
+        self._layers.composite(dense_map(warp), out)
         eyes.paint_closed(out, pts, self._eye_colours, self._src @ a.T + t)
         if self.draw_mouth:
             mouth.draw_interior(out, pts, self._src_mouth_gap, self._palette)

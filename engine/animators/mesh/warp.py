@@ -5,8 +5,8 @@ source position given by that triangle's affine map (vectorised over bounding-bo
 Python loop per triangle). Triangles are drawn far-to-near (by the portrait's landmark depth) so a
 nose turning over a cheek covers it; triangles flipped by the motion are back faces, drawn first of
 all (under everything else: hidden where anything covers them, a fill where nothing does). The
-coarse map is upsampled linearly (exact for affine pieces) and ``cv2.remap`` resamples only the region
-that moves; the rest of the portrait is copied untouched.
+coarse map is upsampled linearly (exact for affine pieces) to one source position per pixel of the
+region that moves (``dense_map``), which the caller resamples; the rest of the portrait is untouched.
 
 Where the map jumps at a fold (the chin over the neck, a turned cheek over the background), linear
 upsampling would smear the jump over a cell and draw the edge as a staircase of cells (7 px steps on a
@@ -257,13 +257,12 @@ def sharpen_folds(warp: WarpMap, full: np.ndarray) -> None:
     full[py[use], px[use]] = exact.map_xy[r[use], c[use]]
 
 
-def remap_roi(image: np.ndarray, warp: WarpMap, out: np.ndarray) -> None:
-    """Resample ``image`` into ``out`` over the warp's ROI (everything else of ``out`` untouched),
-    folds' edges at one pixel per cell."""
+def dense_map(warp: WarpMap) -> np.ndarray:
+    """The warp at one entry per output pixel of its ROI: (h, w, 2) float32 source (x, y), folds'
+    edges exact, everything else upsampled linearly (exact for affine pieces)."""
     x0, y0, x1, y1 = warp.roi
     gh, gw = warp.map_xy.shape[:2]
     full = cv2.resize(warp.map_xy, (gw * warp.step, gh * warp.step), interpolation=cv2.INTER_LINEAR)
     sharpen_folds(warp, full)
     s = warp.step
-    full = full[s: s + y1 - y0, s: s + x1 - x0]
-    out[y0:y1, x0:x1] = cv2.remap(image, full, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return full[s: s + y1 - y0, s: s + x1 - x0]

@@ -1,0 +1,156 @@
+"""The still background behind the moving person.
+
+The anchor rings around the face carry hair, neck and shoulders along with the head, and with them
+whatever background lies inside the rings: a waterfall behind a turning head turned with it. So the
+portrait is split once, by its person mask m (``engine.segmentation``), into two layers:
+
+- the person: the portrait itself, with its mask;
+- a background plate B: the portrait wherever the mask is not whole, and where the person is, the
+  background around it continued (only ever seen in the slivers a moving head uncovers).
+
+Per frame the portrait and its mask are warped together by the mesh's map and laid over the still
+plate: O = warp(m) warp(I) + (1 - warp(m)) B. Where nothing moves this is m I + (1 - m) I = I, the
+portrait exactly (B = I wherever m < 1).
+
+The mask is widened beyond what the segmentation finds, fading out (``WIDEN_BUSY``, ``WIDEN_PLAIN``):
+flyaway hair it leaves out moves along with the head instead of staying behind, and the background
+right next to the head cross-fades from moving to still instead of showing a seam.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# The person's mask is widened (fraction of the face's width: whole up to the first, faded out by the
+# second). On a busy background only a little: background moving with the head shows there. On a
+# plain one (a studio wall) a lot: moving it does not show, and flyaway hair moves along.
+WIDEN_BUSY = (0.04, 0.08)
+WIDEN_PLAIN = (0.2, 0.3)
+FILL_SIDE = 256  # deep in the plate's hole (never uncovered) a smooth fill at this resolution will do
+FILL_RADIUS = 5  # cv2.inpaint's neighbourhood, pixels at FILL_SIDE
+# Busy or plain: the Sobel gradient's median over 5x5 pixels of a copy TEXTURE_SIDE pixels long
+# (medians measured next to the person: a studio wall 10, painted backdrops 17-26, the Mona Lisa's
+# landscape 40, grass 65).
+TEXTURE_SIDE = 128
+TEXTURE_PLAIN, TEXTURE_BUSY = 16.0, 40.0
+
+
+@dataclass
+class PersonLayers:
+    """The portrait over ``roi`` (x0, y0, x1, y1; exclusive ends) as a person over a still plate."""
+
+    roi: tuple[int, int, int, int]
+    image_mask: np.ndarray  # (H, W, 4) uint8: the portrait and its person mask (255 = person, 0
+    # outside the ROI) as a fourth channel, so that one remap warps both
+    plate: np.ndarray  # (h, w, 4) uint8 over the ROI (the fourth channel is unused: 4 bytes a pixel)
+
+    @classmethod
+    def split(cls, image: np.ndarray, mask: np.ndarray, roi: tuple[int, int, int, int],
+              face_outline: np.ndarray) -> "PersonLayers":
+        """``mask``: (H, W) float person mask of the whole ``image``; ``face_outline``: (N, 2) polygon
+        that is the person whatever the segmentation says (a painted or cartoon face it misses still
+        moves as one piece)."""
+        x0, y0, x1, y1 = roi
+        image_roi = image[y0:y1, x0:x1]
+        core = np.round(255 * np.clip(mask[y0:y1, x0:x1], 0, 1)).astype(np.uint8)
+        cv2.fillPoly(core, [np.round(face_outline - (x0, y0)).astype(np.int32)], 255)
+        plainness = _plainness(image_roi, core >= 128)
+        local = np.maximum(core, _widened(core, plainness, np.ptp(face_outline[:, 0])))
+        m = np.zeros(image.shape[:2], np.uint8)
+        m[y0:y1, x0:x1] = local
+        # continued from beyond the widened edge, so that no stray strand is copied into the hole
+        filled = _fill_person(image_roi, local > 0, plainness)
+        plate = np.where((local == 255)[..., None], filled, image_roi)
+        return cls(roi, np.dstack([image, m]), np.dstack([plate, local]))
+
+    def composite(self, source_map: np.ndarray, out: np.ndarray) -> None:
+        """Write the warped person over the still plate into ``out`` over ``roi``. ``source_map``:
+        (h, w, 2) float32 source pixel (x, y) of every output pixel of the ROI.
+
+        Cheaply: where the warped mask is whole (face, hair) the output is warp(I); where it is empty,
+        the plate; only the band of the person's soft edge in between is blended."""
+        x0, y0, x1, y1 = self.roi
+        warped = cv2.remap(self.image_mask, source_map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        mask = cv2.extractChannel(warped, 3)
+        cv2.copyTo(self.plate, cv2.compare(mask, 0, cv2.CMP_EQ), warped)
+        edge = cv2.findNonZero(cv2.inRange(mask, 1, 254))  # (N, 1, 2) x, y
+        if edge is not None:
+            # one uint32 per RGBA pixel: gathering and scattering the band is then cheap
+            flat = edge[:, 0, 1] * (x1 - x0) + edge[:, 0, 0]
+            pixels = warped.view(np.uint32).reshape(-1)
+            person = pixels.take(flat).view(np.uint8).reshape(-1, 4).astype(np.float32)
+            plate = self.plate.view(np.uint32).reshape(-1).take(flat).view(np.uint8).reshape(-1, 4)
+            alpha = mask.reshape(-1).take(flat)[:, None] * np.float32(1 / 255)
+            pixels[flat] = (plate + alpha * (person - plate) + 0.5).astype(np.uint8).view(np.uint32).reshape(-1)
+        cv2.cvtColor(warped, cv2.COLOR_RGBA2RGB, dst=out[y0:y1, x0:x1])
+
+
+def _widened(core: np.ndarray, plainness: np.ndarray, face_width: float) -> np.ndarray:
+    """The person's mask (uint8) grown by ``WIDEN_BUSY`` (on a textured background) to
+    ``WIDEN_PLAIN`` (on a plain one, per pixel by ``plainness``) of the face's width, fading out."""
+    distance = cv2.distanceTransform((core < 128).astype(np.uint8), cv2.DIST_L2, 5) / max(face_width, 1.0)
+    inner = WIDEN_BUSY[0] + plainness * (WIDEN_PLAIN[0] - WIDEN_BUSY[0])
+    outer = WIDEN_BUSY[1] + plainness * (WIDEN_PLAIN[1] - WIDEN_BUSY[1])
+    t = np.clip((outer - distance) / (outer - inner), 0, 1)
+    return np.round(255 * t * t * (3 - 2 * t)).astype(np.uint8)  # smoothstep
+
+
+def _plainness(image: np.ndarray, person: np.ndarray) -> np.ndarray:
+    """(h, w) float32, 1 where the background around a pixel is plain, 0 where it is busy: the
+    median Sobel gradient over a few pixels of a ``TEXTURE_SIDE`` copy (the person counted as flat).
+    At that size stray hairs on a wall average away; grass or foliage does not."""
+    h, w = person.shape
+    scale = min(1.0, TEXTURE_SIDE / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    gray = cv2.cvtColor(cv2.resize(image, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+    magnitude = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
+    magnitude[cv2.resize(person.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0] = 0
+    texture = cv2.medianBlur(np.clip(magnitude, 0, 255).astype(np.uint8), 5)
+    texture = cv2.resize(texture.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip((TEXTURE_BUSY - texture) / (TEXTURE_BUSY - TEXTURE_PLAIN), 0, 1)
+
+
+def _fill_person(image: np.ndarray, hole: np.ndarray, plainness: np.ndarray) -> np.ndarray:
+    """``image`` with the ``hole`` (the person) filled from the background around it; pixels outside
+    the hole are kept exactly.
+
+    Each hole pixel takes the background mirrored across its nearest background pixel: the slivers a
+    moving head uncovers then continue the background's own texture (grass, a waterfall) instead of a
+    smooth smear. Where the background is plain (``plainness`` of the mirrored pixel), and where the
+    mirror image lands on the person or off the image (deep inside the hole, never uncovered in
+    practice), a smooth low-resolution inpainting fills in: mirrored, the odd stray hair on a plain
+    wall would come back as a pattern of strands."""
+    h, w = hole.shape
+    if not hole.any() or hole.all():
+        return image.copy()
+    _, nearest = cv2.distanceTransformWithLabels(hole.astype(np.uint8), cv2.DIST_L2, 5,
+                                                 labelType=cv2.DIST_LABEL_PIXEL)
+    # labels number the background pixels in raster order, from 1
+    by, bx = np.nonzero(~hole)
+    hy, hx = np.nonzero(hole)
+    label = nearest[hy, hx] - 1
+    my, mx = 2 * by[label] - hy, 2 * bx[label] - hx
+    inside = (my >= 0) & (my < h) & (mx >= 0) & (mx < w)
+    mirrored = inside.copy()
+    mirrored[inside] = ~hole[my[inside], mx[inside]]
+    out = _inpaint_small(image, hole)
+    hy, hx, my, mx = hy[mirrored], hx[mirrored], my[mirrored], mx[mirrored]
+    plain = plainness[my, mx, None]
+    out[hy, hx] = np.round(plain * out[hy, hx] + (1 - plain) * image[my, mx])
+    return out
+
+
+def _inpaint_small(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """``image`` with ``hole`` inpainted at low resolution (a smooth fill), the rest kept exactly."""
+    h, w = hole.shape
+    scale = min(1.0, FILL_SIDE / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    # the hole at low resolution covers every pixel it touches at full resolution
+    small_hole = cv2.resize(hole.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
+    small_hole = cv2.dilate(small_hole.astype(np.uint8), np.ones((3, 3), np.uint8))
+    filled = cv2.inpaint(small, small_hole, FILL_RADIUS, cv2.INPAINT_TELEA)
+    filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.where(hole[..., None], filled, image)

@@ -1,0 +1,129 @@
+"""The still background behind the moving person (mesh engine): real portraits, real segmentation."""
+import cv2
+import numpy as np
+import pytest
+
+from engine.animators.mesh import MeshAnimator
+from engine.animators.mesh.background import PersonLayers, _fill_person
+from engine.animators.mesh.triangulation import oval_order
+from engine.motion import Keypoints
+from engine.portrait import load_portrait
+from engine.segmentation import person_mask
+
+
+@pytest.fixture(scope="module")
+def s42(media):  # a photo in front of grass and a waterfall: a busy background
+    return load_portrait(media / "sources" / "s42.jpg")
+
+
+def _rotated(points: np.ndarray, degrees: float, shift=(0.0, 0.0)) -> np.ndarray:
+    centre = points.mean(axis=0)
+    a = np.radians(degrees)
+    r = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    return ((points - centre) @ r.T + centre + shift).astype(np.float32)
+
+
+def test_a_tilting_head_leaves_the_background_around_it_still(s42):
+    """The anchor rings move hair and shoulders with the head; the grass and waterfall between them
+    must not move (they used to turn with the head, up to twice the face's size around it)."""
+    animator = MeshAnimator()
+    kp = animator.set_source(s42)
+    target = _rotated(kp.value, 8.0, (6.0, -4.0))
+    out = animator.render(Keypoints(target)).astype(int)
+    diff = np.abs(out - s42.image).max(axis=2)
+    x0, y0, x1, y1 = animator._roi
+    person = animator._layers.image_mask[..., 3] > 0
+    reach = int(np.ceil(np.abs(target - kp.value).max())) + 2  # nothing moves farther than this
+    background = cv2.dilate(person.astype(np.uint8), np.ones((2 * reach + 1,) * 2, np.uint8)) == 0
+    inside = np.zeros_like(background)
+    inside[y0:y1, x0:x1] = True
+    assert (background & inside).sum() > 0.08 * (x1 - x0) * (y1 - y0)  # plenty of background in reach
+    assert diff[background & inside].max() == 0
+    # ... while the head and its hair did move
+    top = np.round(kp.value[10]).astype(int)  # the forehead's top, under the hair
+    assert diff[top[1] - 40:top[1], top[0] - 20:top[0] + 20].mean() > 10
+
+
+def test_where_the_head_moved_away_the_background_shows_not_the_hair(s42):
+    animator = MeshAnimator()
+    animator.set_source(s42)
+    layers = animator._layers
+    x0, y0, x1, y1 = layers.roi
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    shift = 24.0  # everything in the ROI moves right by this many pixels
+    source_map = np.dstack([xx - shift, yy])
+    out = s42.image.copy()
+    layers.composite(source_map, out)
+    moved_mask = cv2.remap(layers.image_mask[..., 3], source_map, None, cv2.INTER_LINEAR)
+    core = person_mask(s42.image)[y0:y1, x0:x1] > 0.5
+    uncovered = core & (moved_mask == 0)  # the person was here and has gone
+    assert uncovered.sum() > 1000
+    shown = out[y0:y1, x0:x1][uncovered].astype(float)
+    assert np.array_equal(shown, layers.plate[..., :3][uncovered])
+    # what shows is the grass beside the head (green), not the brown hair that was there
+    hair = s42.image[y0:y1, x0:x1][uncovered].astype(float)
+    greenness = lambda px: (px[:, 1] - 0.5 * (px[:, 0] + px[:, 2])).mean()  # noqa: E731
+    assert greenness(hair) < 5 and greenness(shown) > 20
+
+
+def test_the_composite_is_the_dense_formula_everywhere(s42):
+    """Only the person's soft edge is blended pixel by pixel: the result must still be
+    warp(m) warp(I) + (1 - warp(m)) B at every pixel."""
+    animator = MeshAnimator()
+    animator.set_source(s42)
+    layers = animator._layers
+    x0, y0, x1, y1 = layers.roi
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    source_map = np.dstack([xx - 9 * np.sin(yy / 37.0), yy + 7 * np.cos(xx / 29.0)]).astype(np.float32)
+    out = s42.image.copy()
+    layers.composite(source_map, out)
+    warped = cv2.remap(layers.image_mask, source_map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    alpha = warped[..., 3:].astype(float) / 255
+    expect = alpha * warped[..., :3] + (1 - alpha) * layers.plate[..., :3]
+    assert ((alpha > 0) & (alpha < 1)).sum() > 1000  # a real edge band was blended
+    assert np.abs(out[y0:y1, x0:x1] - expect).max() <= 1.0
+    assert np.array_equal(out[:y0], s42.image[:y0])  # nothing outside the ROI is touched
+
+
+def test_uncovered_background_continues_a_texture_but_stays_smooth_on_a_plain_wall():
+    h, w = 120, 200
+    stripes = np.where((np.arange(w) // 4) % 2, 200, 40).astype(np.uint8)
+    image = np.dstack([np.tile(stripes, (h, 1))] * 3)
+    hole = np.zeros((h, w), bool)
+    hole[:, 100:] = True  # the person: the right half
+    busy = _fill_person(image, hole, np.zeros((h, w), np.float32))
+    # mirrored about the last background column (99): column 100 + k shows column 98 - k
+    assert np.array_equal(busy[:, 100:130], image[:, 98:68:-1])
+    assert np.array_equal(busy[:, :100], image[:, :100])  # the background itself is kept exactly
+    # a plain wall with one stray dark hair next to the person: the hair is not copied into the hole
+    wall = np.full((h, w, 3), 180, np.uint8)
+    wall[:, 96] = 20
+    plain = _fill_person(wall, hole, np.ones((h, w), np.float32))
+    assert plain[:, 100:130].min() > 120
+    assert np.array_equal(plain[:, :100], wall[:, :100])
+
+
+def test_plain_walls_let_more_of_the_surroundings_move_with_the_head(media, s42):
+    """Flyaway hair on a studio wall (s2) must move with the head: the mask reaches further out there
+    than into the grass behind s42, where moving background would show."""
+    def reach(portrait):
+        animator = MeshAnimator()
+        animator.set_source(portrait)
+        x0, y0, x1, y1 = animator._roi
+        core = person_mask(portrait.image)[y0:y1, x0:x1] >= 0.5
+        widened = animator._layers.image_mask[y0:y1, x0:x1, 3] == 255
+        face_width = np.ptp(portrait.landmarks.xy[list(oval_order()), 0])
+        distance = cv2.distanceTransform((~core).astype(np.uint8), cv2.DIST_L2, 5)
+        return np.percentile(distance[widened & ~core], 90) / face_width
+
+    assert reach(load_portrait(media / "sources" / "s2.jpg")) > 0.15
+    assert reach(s42) < 0.08
+
+
+def test_a_face_the_segmentation_misses_still_moves_as_one_piece():
+    image = np.full((200, 200, 3), 90, np.uint8)
+    outline = np.array([[60, 50], [140, 50], [150, 120], [100, 170], [50, 120]], float)
+    layers = PersonLayers.split(image, np.zeros((200, 200), np.float32), (10, 10, 190, 190), outline)
+    mask = layers.image_mask[..., 3]
+    assert mask[100, 100] == 255 and mask[60, 70] == 255
+    assert mask[15, 15] == 0  # far outside the face
