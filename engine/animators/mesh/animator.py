@@ -2,9 +2,11 @@
 
 Keypoints are the 478 landmarks' xy (no Jacobians: each triangle's affine map *is* the local
 first-order motion). Per portrait (``set_source``): the mesh, anchor rings, draw order, back-face
-signs, the region that can move, mouth and eyelid colours. Per frame (``render``): lid closing and
-lip clamping, ring motion from the head's similarity transform, a coarse piecewise-affine map,
-``cv2.remap`` of that region, gaze shift, closed-eye lid skin and lash line, mouth interior.
+signs, the region that can move, the person and the still background behind it
+(``background.PersonLayers``), mouth and eyelid colours. Per frame (``render``): lid closing and
+lip clamping, ring motion from the head's similarity transform, a coarse piecewise-affine map, gaze
+shift, the person warped over the still background, closed-eye lid skin and lash line, mouth
+interior.
 ``driving_keypoints`` also follows how shut each of the driver's own eyes is (``eyes.BlinkState``),
 so a blink closes the portrait's eye whatever the two eyes' sizes.
 

@@ -28,8 +28,6 @@ import numpy as np
 # plain one (a studio wall) a lot: moving it does not show, and flyaway hair moves along.
 WIDEN_BUSY = (0.04, 0.08)
 WIDEN_PLAIN = (0.2, 0.3)
-FILL_SIDE = 256  # deep in the plate's hole (never uncovered) a smooth fill at this resolution will do
-FILL_RADIUS = 5  # cv2.inpaint's neighbourhood, pixels at FILL_SIDE
 # Busy or plain: the Sobel gradient's median over 5x5 pixels of a copy TEXTURE_SIDE pixels long
 # (medians measured next to the person: a studio wall 10, painted backdrops 17-26, the Mona Lisa's
 # landscape 40, grass 65).
@@ -120,7 +118,7 @@ def _fill_person(image: np.ndarray, hole: np.ndarray, plainness: np.ndarray) -> 
     moving head uncovers then continue the background's own texture (grass, a waterfall) instead of a
     smooth smear. Where the background is plain (``plainness`` of the mirrored pixel), and where the
     mirror image lands on the person or off the image (deep inside the hole, never uncovered in
-    practice), a smooth low-resolution inpainting fills in: mirrored, the odd stray hair on a plain
+    practice), a smooth fill from the surroundings is used: mirrored, the odd stray hair on a plain
     wall would come back as a pattern of strands."""
     h, w = hole.shape
     if not hole.any() or hole.all():
@@ -135,22 +133,25 @@ def _fill_person(image: np.ndarray, hole: np.ndarray, plainness: np.ndarray) -> 
     inside = (my >= 0) & (my < h) & (mx >= 0) & (mx < w)
     mirrored = inside.copy()
     mirrored[inside] = ~hole[my[inside], mx[inside]]
-    out = _inpaint_small(image, hole)
+    out = _smooth_fill(image, hole)
     hy, hx, my, mx = hy[mirrored], hx[mirrored], my[mirrored], mx[mirrored]
     plain = plainness[my, mx, None]
     out[hy, hx] = np.round(plain * out[hy, hx] + (1 - plain) * image[my, mx])
     return out
 
 
-def _inpaint_small(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """``image`` with ``hole`` inpainted at low resolution (a smooth fill), the rest kept exactly."""
-    h, w = hole.shape
-    scale = min(1.0, FILL_SIDE / max(h, w))
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    # the hole at low resolution covers every pixel it touches at full resolution
-    small_hole = cv2.resize(hole.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
-    small_hole = cv2.dilate(small_hole.astype(np.uint8), np.ones((3, 3), np.uint8))
-    filled = cv2.inpaint(small, small_hole, FILL_RADIUS, cv2.INPAINT_TELEA)
-    filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
-    return np.where(hole[..., None], filled, image)
+def _smooth_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """``image`` with ``hole`` filled smoothly from its surroundings (push-pull over an image
+    pyramid: a hole pixel takes the average of the nearest known pixels at the coarsest scale that
+    has any); the rest kept exactly."""
+    known = (~hole).astype(np.float32)
+    colour = image.astype(np.float32) * known[..., None]  # premultiplied by how much is known
+    levels = [(colour, known)]
+    while known.min() == 0 and min(known.shape) > 1:
+        colour, known = cv2.pyrDown(colour), cv2.pyrDown(known)
+        levels.append((colour, known))
+    filled = colour / np.maximum(known, 1e-6)[..., None]
+    for colour, known in reversed(levels[:-1]):
+        coarse = cv2.pyrUp(filled, dstsize=(known.shape[1], known.shape[0]))
+        filled = colour + (1.0 - np.clip(known, 0, 1))[..., None] * coarse
+    return np.where(hole[..., None], np.clip(np.round(filled), 0, 255).astype(np.uint8), image)
