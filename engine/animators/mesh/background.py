@@ -40,8 +40,8 @@ class PersonLayers:
     """The portrait over ``roi`` (x0, y0, x1, y1; exclusive ends) as a person over a still plate."""
 
     roi: tuple[int, int, int, int]
-    image_mask: np.ndarray  # (H, W, 4) uint8: the portrait and its person mask (255 = person, 0
-    # outside the ROI) as a fourth channel, so that one remap warps both
+    image_mask: np.ndarray  # (H, W, 4) uint8: the portrait and its person mask (255 = person) as a
+    # fourth channel, so that one remap warps both
     plate: np.ndarray  # (h, w, 4) uint8 over the ROI (the fourth channel is unused: 4 bytes a pixel)
 
     @classmethod
@@ -56,7 +56,9 @@ class PersonLayers:
         cv2.fillPoly(core, [np.round(face_outline - (x0, y0)).astype(np.int32)], 255)
         plainness = _plainness(image_roi, core >= 128)
         local = np.maximum(core, _widened(core, plainness, np.ptp(face_outline[:, 0])))
-        m = np.zeros(image.shape[:2], np.uint8)
+        # outside the ROI nothing moves and the portrait shows as it is: there it counts as person, so
+        # that a sample straddling the ROI's edge takes nothing from the plate
+        m = np.full(image.shape[:2], 255, np.uint8)
         m[y0:y1, x0:x1] = local
         # continued from beyond the widened edge, so that no stray strand is copied into the hole
         filled = _fill_person(image_roi, local > 0, plainness)
