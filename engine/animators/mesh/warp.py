@@ -192,22 +192,31 @@ def fold_edges(warp: WarpMap) -> np.ndarray:
     if warp.layers is None:
         return marked
     oi, oj = np.nonzero(warp.layers >= 2)  # usually a handful of cells: work on those only
+    if oi.size == 0:
+        return marked
+    # every pair (cell, its right or lower neighbour) with an overlapping cell on either side, both
+    # directions at once: flat index of the first cell, and the step to the second
+    first, step = [], []
     for dy, dx in ((0, 1), (1, 0)):
-        # every pair (cell, its right / lower neighbour) with an overlapping cell on either side
         ii, jj = np.concatenate([oi, oi - dy]), np.concatenate([oj, oj - dx])
         ok = (ii >= 0) & (jj >= 0) & (ii + dy < gh) & (jj + dx < gw)
-        first = np.unique(ii[ok] * gw + jj[ok])
-        ii, jj = np.divmod(first, gw)
-        ta, tb = tid[ii, jj], tid[ii + dy, jj + dx]
-        differ = ta != tb
-        if not differ.any():
-            continue
-        ii, jj, ta, tb = ii[differ], jj[differ], ta[differ], tb[differ]
-        mx, my = jj + 0.5 * dx, ii + 0.5 * dy
-        jump = np.abs(_source_at(warp, ta, mx, my) - _source_at(warp, tb, mx, my)).max(axis=1)
-        fold = jump > JUMP_PX
-        marked[ii[fold], jj[fold]] = True
-        marked[ii[fold] + dy, jj[fold] + dx] = True
+        flat = np.unique(ii[ok] * gw + jj[ok])
+        first.append(flat)
+        step.append(np.full(flat.size, dy * gw + dx))
+    a = np.concatenate(first)
+    b = a + np.concatenate(step)
+    ta, tb = tid.reshape(-1)[a], tid.reshape(-1)[b]
+    differ = ta != tb
+    if not differ.any():
+        return marked
+    a, b, ta, tb = a[differ], b[differ], ta[differ], tb[differ]
+    (ia, ja), (ib, jb) = np.divmod(a, gw), np.divmod(b, gw)
+    mx, my = 0.5 * (ja + jb), 0.5 * (ia + ib)  # half-way between the two cells
+    src = _source_at(warp, np.concatenate([ta, tb]), np.tile(mx, 2), np.tile(my, 2))  # both sides at once
+    jump = np.abs(src[:a.size] - src[a.size:]).max(axis=1)
+    fold = jump > JUMP_PX
+    marked.reshape(-1)[a[fold]] = True
+    marked.reshape(-1)[b[fold]] = True
     return marked
 
 
