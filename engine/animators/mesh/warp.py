@@ -59,22 +59,27 @@ def choose_step(roi_w: int, roi_h: int, min_step: int = 2) -> int:
     return step
 
 
-def triangle_affines(src_tri: np.ndarray, dst_tri: np.ndarray, eps: float = 1e-9):
-    """Per triangle: 2x3 map from target (x, y, 1) to barycentric (l1, l2), and validity (area)."""
-    d0 = dst_tri[:, 0]
-    e1 = dst_tri[:, 1] - d0
-    e2 = dst_tri[:, 2] - d0
-    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+def triangle_maps(src_tri: np.ndarray, dst_tri: np.ndarray, eps: float = 1e-9):
+    """Per triangle: the 2x3 affine map from target (x, y, 1) to source (x, y), whether the target
+    triangle has an area (|det| > eps), and the target's signed double area ``det``. Written out
+    element by element: numpy's batched 2x2 products cost more than the arithmetic."""
+    d0, s0 = dst_tri[:, 0], src_tri[:, 0]
+    ax, ay = dst_tri[:, 1, 0] - d0[:, 0], dst_tri[:, 1, 1] - d0[:, 1]  # target edges e1, e2
+    bx, by = dst_tri[:, 2, 0] - d0[:, 0], dst_tri[:, 2, 1] - d0[:, 1]
+    det = ax * by - ay * bx
     ok = np.abs(det) > eps
     inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
-    # [l1, l2] = inv(D) @ (p - d0), D = [e1 e2] as columns
-    a = np.empty((len(det), 2, 3))
-    a[:, 0, 0] = e2[:, 1] * inv
-    a[:, 0, 1] = -e2[:, 0] * inv
-    a[:, 1, 0] = -e1[:, 1] * inv
-    a[:, 1, 1] = e1[:, 0] * inv
-    a[:, :, 2] = -np.einsum("mij,mj->mi", a[:, :, :2], d0)
-    return a, ok, det
+    fx, fy = src_tri[:, 1, 0] - s0[:, 0], src_tri[:, 1, 1] - s0[:, 1]  # source edges f1, f2
+    gx, gy = src_tri[:, 2, 0] - s0[:, 0], src_tri[:, 2, 1] - s0[:, 1]
+    # M = [f1 g1] [e1 e2]^-1, then the offset that sends d0 to s0
+    m = np.empty((len(det), 2, 3))
+    m[:, 0, 0] = (fx * by - gx * ay) * inv
+    m[:, 0, 1] = (gx * ax - fx * bx) * inv
+    m[:, 1, 0] = (fy * by - gy * ay) * inv
+    m[:, 1, 1] = (gy * ax - fy * bx) * inv
+    m[:, 0, 2] = s0[:, 0] - m[:, 0, 0] * d0[:, 0] - m[:, 0, 1] * d0[:, 1]
+    m[:, 1, 2] = s0[:, 1] - m[:, 1, 0] * d0[:, 0] - m[:, 1, 1] * d0[:, 1]
+    return m, ok, det
 
 
 def cell_centres(roi: tuple[int, int, int, int], step: int, gx, gy):
@@ -114,7 +119,7 @@ def rasterize(src_pts: np.ndarray, dst_pts: np.ndarray, triangles: np.ndarray, s
     tri_id = np.full((gh, gw), -1, np.int32)
 
     dst_g = (dst_pts[triangles] - off) / step  # (M, 3, 2) in grid units
-    aff, ok, det = triangle_affines(src_pts[triangles], dst_g)
+    m, ok, det = triangle_maps(src_pts[triangles], dst_g)  # grid (x, y, 1) -> source
     front = np.isnan(src_sign) | (np.sign(det) == src_sign)
     # Back faces (flipped by the motion) go underneath everything else: where a nearer triangle
     # covers them (nose over cheek) they are hidden; where nothing does (the far cheek at the
@@ -123,21 +128,30 @@ def rasterize(src_pts: np.ndarray, dst_pts: np.ndarray, triangles: np.ndarray, s
     if idx.size == 0:
         return WarpMap(roi, step, map_xy, tri_id)
     tri = dst_g[idx]
-    ylo = np.maximum(np.ceil(tri[:, :, 1].min(axis=1) - 1e-6), 0).astype(np.int64)
-    yhi = np.minimum(np.floor(tri[:, :, 1].max(axis=1) + 1e-6), gh - 1).astype(np.int64)
+    # vertices sorted by y per triangle: top a, middle b, bottom c; a row crosses the long edge a-c
+    # and one short edge (a-b above b, b-c below)
+    order = np.argsort(tri[:, :, 1], axis=1, kind="stable")
+    a, b, c = (np.take_along_axis(tri, order[:, k, None, None], axis=1)[:, 0] for k in range(3))
+    ylo = np.maximum(np.ceil(a[:, 1] - 1e-6), 0).astype(np.int64)
+    yhi = np.minimum(np.floor(c[:, 1] + 1e-6), gh - 1).astype(np.int64)
     nrows = np.maximum(yhi - ylo + 1, 0)
-    # one entry per (triangle, grid row): the row's span inside the triangle, from the 3 edges
+    with np.errstate(divide="ignore", invalid="ignore"):
+        long_slope = (c[:, 0] - a[:, 0]) / (c[:, 1] - a[:, 1])
+        upper_slope = (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
+        lower_slope = (c[:, 0] - b[:, 0]) / (c[:, 1] - b[:, 1])
+    # one entry per (triangle, grid row): the row's span inside the triangle
     r_t = np.repeat(np.arange(idx.size), nrows)
     r_y = (np.arange(r_t.size) - np.repeat(np.cumsum(nrows) - nrows, nrows) + ylo[r_t]).astype(np.float64)
-    p = tri[r_t]  # (R, 3, 2)
-    q = p[:, [1, 2, 0]]
-    dy = q[:, :, 1] - p[:, :, 1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = (r_y[:, None] - p[:, :, 1]) / dy
-        x = p[:, :, 0] + u * (q[:, :, 0] - p[:, :, 0])
-    hit = (u >= -1e-9) & (u <= 1 + 1e-9) & (dy != 0)
-    xl = np.where(hit, x, np.inf).min(axis=1)
-    xr = np.where(hit, x, -np.inf).max(axis=1)
+    ra, rb, rc = a[r_t], b[r_t], c[r_t]
+    upper = (r_y < rb[:, 1]) | (rc[:, 1] == rb[:, 1])  # a flat bottom: the upper edge reaches it
+    with np.errstate(invalid="ignore"):  # a zero-height edge's slope is nan; its rows are not used
+        x_long = ra[:, 0] + (r_y - ra[:, 1]) * long_slope[r_t]
+        x_short = np.where(upper, ra[:, 0] + (r_y - ra[:, 1]) * upper_slope[r_t],
+                           rb[:, 0] + (r_y - rb[:, 1]) * lower_slope[r_t])
+    # rows only a rounding off the triangle, and zero-height triangles, have no span
+    inside = (r_y >= ra[:, 1] - 1e-9) & (r_y <= rc[:, 1] + 1e-9) & (rc[:, 1] > ra[:, 1])
+    xl = np.where(inside, np.minimum(x_long, x_short), np.inf)
+    xr = np.where(inside, np.maximum(x_long, x_short), -np.inf)
     x_lo = np.maximum(np.ceil(xl - 1e-4), 0)
     x_hi = np.minimum(np.floor(xr + 1e-4), gw - 1)
     if row_spans is not None:
@@ -147,11 +161,7 @@ def rasterize(src_pts: np.ndarray, dst_pts: np.ndarray, triangles: np.ndarray, s
     good = np.isfinite(x_lo) & np.isfinite(x_hi) & (x_hi >= x_lo)
     r_t, r_y, x_lo, x_hi = r_t[good], r_y[good].astype(np.int64), x_lo[good].astype(np.int64), x_hi[good].astype(np.int64)
     # per row: the triangle's affine map (grid -> source) with the row's y folded into the offset
-    s_t = src_pts[triangles[idx]]
-    e = np.stack([s_t[:, 1] - s_t[:, 0], s_t[:, 2] - s_t[:, 0]], axis=2)  # (K, 2, 2) columns e1 e2
-    m = e @ aff[idx]  # (K, 2, 3): grid (x, y, 1) -> source offset from s0
-    m[:, :, 2] += s_t[:, 0]
-    mr = m[r_t]
+    mr = m[idx[r_t]]
     ax, bx = mr[:, 0, 0], mr[:, 0, 1] * r_y + mr[:, 0, 2]
     ay, by = mr[:, 1, 0], mr[:, 1, 1] * r_y + mr[:, 1, 2]
     n = x_hi - x_lo + 1
@@ -168,7 +178,7 @@ def rasterize(src_pts: np.ndarray, dst_pts: np.ndarray, triangles: np.ndarray, s
     tri_id.reshape(-1)[flat] = t
     layers = np.bincount(flat, minlength=gh * gw).reshape(gh, gw)
     to_source = np.zeros((len(triangles), 2, 3))
-    to_source[idx] = m
+    to_source[idx] = m[idx]
     return WarpMap(roi, step, map_xy, tri_id, (src_pts, dst_pts, triangles, src_sign), to_source, layers,
                    covers=(flat, t))
 
