@@ -205,16 +205,16 @@ def fold_edges(warp: WarpMap) -> np.ndarray:
     if oi.size == 0:
         return marked
     # every pair (cell, its right or lower neighbour) with an overlapping cell on either side, both
-    # directions at once: flat index of the first cell, and the step to the second
-    first, step = [], []
+    # directions at once: flat index of the first cell, and how far on the second one is
+    first, to_second = [], []
     for dy, dx in ((0, 1), (1, 0)):
         ii, jj = np.concatenate([oi, oi - dy]), np.concatenate([oj, oj - dx])
         ok = (ii >= 0) & (jj >= 0) & (ii + dy < gh) & (jj + dx < gw)
         flat = np.unique(ii[ok] * gw + jj[ok])
         first.append(flat)
-        step.append(np.full(flat.size, dy * gw + dx))
+        to_second.append(np.full(flat.size, dy * gw + dx))
     a = np.concatenate(first)
-    b = a + np.concatenate(step)
+    b = a + np.concatenate(to_second)
     ta, tb = tid.reshape(-1)[a], tid.reshape(-1)[b]
     differ = ta != tb
     if not differ.any():
