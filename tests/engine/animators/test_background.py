@@ -120,10 +120,34 @@ def test_plain_walls_let_more_of_the_surroundings_move_with_the_head(media, s42)
     assert reach(s42) < 0.08
 
 
-def test_a_face_the_segmentation_misses_still_moves_as_one_piece():
+def test_the_face_always_moves_as_one_piece():
     image = np.full((200, 200, 3), 90, np.uint8)
     outline = np.array([[60, 50], [140, 50], [150, 120], [100, 170], [50, 120]], float)
-    layers = PersonLayers.split(image, np.zeros((200, 200), np.float32), (10, 10, 190, 190), outline)
+    found = np.zeros((200, 200), np.float32)
+    found[40:180, 55:145] = 1.0  # a person that misses the face's left and right edges
+    layers = PersonLayers.split(image, found, (10, 10, 190, 190), outline)
     mask = layers.image_mask[..., 3]
-    assert mask[100, 100] == 255 and mask[60, 70] == 255
-    assert mask[15, 15] == 0  # far outside the face
+    assert mask[120, 52] == 255 and mask[100, 148] == 255  # the face's edges, missed by the person
+    assert mask[15, 15] == 0  # far outside both
+
+
+def test_a_segmentation_that_misses_the_face_is_not_trusted(media, monkeypatch):
+    """Face Mesh finds a "face" on a dog; the person segmentation does not. Keeping the background
+    still there would tear the fur around that face: everything in the rings moves instead."""
+    dog = load_portrait(media / "non-faces" / "dog.jpg")
+    animator = MeshAnimator()
+    kp = animator.set_source(dog)
+    x0, y0, x1, y1 = animator._roi
+    assert (animator._layers.image_mask[y0:y1, x0:x1, 3] == 255).all()
+    seen = {}
+    composite = PersonLayers.composite
+
+    def spy(layers, source_map, out):
+        composite(layers, source_map, out)
+        seen["map"], seen["out"] = source_map.copy(), out.copy()
+
+    monkeypatch.setattr(PersonLayers, "composite", spy)
+    animator.render(Keypoints(_rotated(kp.value, 10.0, (8.0, 0.0))))
+    # the output is the plain warp of the whole region: no still patches, no seams
+    plain = cv2.remap(dog.image, seen["map"], None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    assert np.array_equal(seen["out"][y0:y1, x0:x1], plain)
