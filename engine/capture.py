@@ -18,7 +18,8 @@ from engine.errors import DrivingVideoError
 
 @dataclass(frozen=True)
 class Frame:
-    """One driving frame: RGB uint8 (H, W, 3) and its capture time (``time.monotonic()`` seconds)."""
+    """One driving frame: RGB uint8 (H, W, 3) and its capture time in ``time.monotonic()`` seconds
+    (a file or the demo driver read faster than real time: on the media's own clock, from its start)."""
 
     image: np.ndarray
     t_capture: float
@@ -78,20 +79,25 @@ class VideoFileSource:
 
     def __iter__(self) -> Iterator[Frame]:
         period = 1.0 / self.fps if self.fps > 0 else 1 / 30
-        start = None  # the pacing clock starts at the first decoded frame, not at file open
+        start = None  # the clock starts at the first decoded frame, not at file open
         index = 0
         while True:
             produced = 0
             for image in self._decode():
                 if self.max_frames is not None and index >= self.max_frames:
                     return
+                if start is None:
+                    start = time.monotonic() - index * period
+                due = start + index * period
                 if self.realtime:
-                    if start is None:
-                        start = time.monotonic() - index * period
-                    delay = start + index * period - time.monotonic()
+                    delay = due - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
-                yield Frame(image=image, t_capture=time.monotonic(), index=index)
+                # Read as fast as it decodes (render, bench), a frame is stamped on the video's own
+                # clock: the landmark filter then smooths the same way however fast the machine is,
+                # and the same command renders the same clip. Paced (a file as a camera): when it came.
+                t_capture = time.monotonic() if self.realtime else due
+                yield Frame(image=image, t_capture=t_capture, index=index)
                 index += 1
                 produced += 1
                 self.frames_read = index

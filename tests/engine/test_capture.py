@@ -49,6 +49,17 @@ def test_realtime_paces_at_the_file_fps(media):
     assert gaps.min() > 0.5 / 25
 
 
+def test_a_file_read_at_full_speed_is_stamped_on_its_own_clock(media):
+    """render and bench read as fast as they decode: the stamps follow the video (1/25 s apart for
+    d0), however long each frame took, also across a loop."""
+    stamps = []
+    for frame in VideoFileSource(media / "driving" / "d0.mp4", loop=True, max_frames=90):
+        stamps.append(frame.t_capture)
+        if frame.index % 10 == 0:
+            time.sleep(0.05)  # a slow frame
+    np.testing.assert_allclose(np.diff(stamps), 1 / 25, atol=1e-9)
+
+
 def test_truncated_file_yields_what_is_readable(media, tmp_path):
     """d20.mp4 has its index (moov) first: cut in half, its first half still decodes."""
     data = (media / "driving" / "d20.mp4").read_bytes()

@@ -93,3 +93,21 @@ def test_calibrating_refits_the_absolute_alignment_to_a_new_driver(frames, portr
     rest = portraits[0].image.astype(int)
     # fitted on this very face, absolute mode reproduces the portrait nearly unchanged
     assert np.abs(fresh.astype(int) - rest).mean() < 0.5 * np.abs(stale.astype(int) - rest).mean()
+
+
+def test_the_same_video_renders_the_same_however_fast_the_machine_is(media, portraits):
+    """The driving landmarks are smoothed over time; a file read faster than real time must be
+    smoothed on its own clock, or the clip would depend on the machine's speed (and on chance)."""
+    import time
+
+    def render(slow: bool):
+        pipeline = make_pipeline(portraits[0])
+        out = []
+        for frame in VideoFileSource(media / "driving" / "d11.mp4", max_frames=24):
+            out.append(pipeline.process(frame).animated)
+            if slow and frame.index % 3 == 0:
+                time.sleep(0.06)
+        return out
+
+    for fast, slow in zip(render(False), render(True)):
+        np.testing.assert_array_equal(fast, slow)
