@@ -206,7 +206,7 @@ def evaluate(source_path, driving_path, engine: str = "mesh", max_frames: int | 
     busy_ms = []
     try:
         for frame in video:
-            t = frame.index / fps
+            t = frame.t_capture  # the video's own clock (read faster than real time)
             face = driver_tracker.track(frame.image, t)
             drv_pts.append(face.points if isinstance(face, FaceLandmarks) else None)
             mirrored = mirror_tracker.track(np.ascontiguousarray(frame.image[:, ::-1]), t)

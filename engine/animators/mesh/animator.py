@@ -27,7 +27,7 @@ import numpy as np
 from engine.animators.base import Animator
 from engine.animators.mesh import eyes, mouth
 from engine.animators.mesh.triangulation import (
-    EYE_INTERIOR, EYES, FACE, MOUTH_INTERIOR, NUM_MESH_POINTS, RING, oval_order, ring_points, topology)
+    EYE_INTERIOR, EYES, FACE, NUM_MESH_POINTS, RING, oval_order, ring_points, topology)
 from engine.animators.mesh.background import PersonLayers
 from engine.animators.mesh.warp import choose_step, dense_map, identity_grid, rasterize
 from engine.face_regions import RIGID

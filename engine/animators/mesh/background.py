@@ -33,8 +33,6 @@ WIDEN_PLAIN = (0.2, 0.3)
 # landscape 40, grass 65).
 TEXTURE_SIDE = 128
 TEXTURE_PLAIN, TEXTURE_BUSY = 16.0, 40.0
-
-
 # The segmentation must cover this much of the face it is asked about; a dog's "face" (Face Mesh
 # finds one on ../shared/media/non-faces/dog.jpg) is covered 14 %, every portrait here 100 %.
 FACE_COVERAGE_MIN = 0.8

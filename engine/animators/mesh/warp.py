@@ -114,7 +114,7 @@ def rasterize(src_pts: np.ndarray, dst_pts: np.ndarray, triangles: np.ndarray, s
     gh = -(-(y1 - y0) // step) + 1
     # Cell centre j sits at pixel x0 - 0.5 + step * (j + 0.5): cv2.resize(INTER_LINEAR) by `step`
     # then puts every full-resolution pixel exactly where it belongs.
-    off = np.array([x0 - 0.5 + 0.5 * step, y0 - 0.5 + 0.5 * step])
+    off = np.array(cell_centres(roi, step, 0, 0))
     map_xy = base.copy() if base is not None else identity_grid(roi, step)
     tri_id = np.full((gh, gw), -1, np.int32)
 
