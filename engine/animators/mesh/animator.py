@@ -2,11 +2,11 @@
 
 Keypoints are the 478 landmarks' xy (no Jacobians: each triangle's affine map *is* the local
 first-order motion). Per portrait (``set_source``): the mesh, anchor rings, draw order, back-face
-signs, the region that can move, the person and the still background behind it
+signs, the warp grid's step, the person and the still background behind it
 (``background.PersonLayers``), mouth and eyelid colours. Per frame (``render``): lid closing and
-lip clamping, ring motion from the head's similarity transform, a coarse piecewise-affine map, gaze
-shift, the person warped over the still background, closed-eye lid skin and lash line, mouth
-interior.
+lip clamping, ring motion from the head's similarity transform (the rings spread out when the head
+moves far), the region that moves, a coarse piecewise-affine map, gaze shift, the person warped over
+the still background, closed-eye lid skin and lash line, mouth interior.
 ``driving_keypoints`` also follows how shut each of the driver's own eyes is (``eyes.BlinkState``),
 so a blink closes the portrait's eye whatever the two eyes' sizes.
 
@@ -27,7 +27,7 @@ import numpy as np
 from engine.animators.base import Animator
 from engine.animators.mesh import eyes, mouth
 from engine.animators.mesh.triangulation import (
-    EYE_INTERIOR, EYES, FACE, NUM_MESH_POINTS, RING, oval_order, ring_points, topology)
+    EYE_INTERIOR, EYES, FACE, NUM_MESH_POINTS, RING, AnchorRings, oval_order, topology)
 from engine.animators.mesh.background import PersonLayers
 from engine.animators.mesh.warp import choose_step, dense_map, identity_grid, rasterize
 from engine.face_regions import RIGID
@@ -85,9 +85,8 @@ class MeshAnimator(Animator):
         xy = pts3[:, :2].copy()
         self._image = image
         self._src = xy
-        rings, weights, _ = ring_points(xy, (w, h))
-        self._ring_src = rings
-        self._ring_weights = weights[:, None]
+        self._rings = AnchorRings(xy, (w, h))
+        rings, _ = self._rings.points()  # at rest: where the triangles' orientation is read
         self._src_all = np.concatenate([xy[:NUM_MESH_POINTS], rings])
 
         topo = topology()
@@ -113,13 +112,13 @@ class MeshAnimator(Animator):
                 if set(self._tris[i].tolist()) <= members:
                     self._eye_of[i] = k
 
-        outer = rings[-len(rings) // 3:]  # the fixed ring bounds everything that moves
-        x0, y0 = np.floor(outer.min(axis=0)).astype(int)
-        x1, y1 = np.ceil(outer.max(axis=0)).astype(int) + 1
-        self._roi = (max(0, x0), max(0, y0), min(w, x1), min(h, y1))
-        self._step = choose_step(self._roi[2] - self._roi[0], self._roi[3] - self._roi[1], self.min_step)
+        # the grid's step is set by the region that moves at rest (bounded by the fixed ring), and kept
+        # when the rings spread: a step changing from frame to frame would show
+        x0, y0, x1, y1 = self._moving_region(self._src_all, 1)
+        self._step = choose_step(x1 - x0, y1 - y0, self.min_step)
+        self._roi = self._moving_region(self._src_all, self._step)
         self._grid = identity_grid(self._roi, self._step)
-        self._layers = PersonLayers.split(image, person_mask(image), self._roi, xy[list(oval_order())])
+        self._layers = PersonLayers.split(image, person_mask(image), xy[list(oval_order())])
         self._palette = mouth.palette_from(image, xy)
         self._src_mouth_gap = mouth.opening(xy)
         self._eye_colours = eyes.colours_from(image, xy)
@@ -127,6 +126,16 @@ class MeshAnimator(Animator):
         self._blink.reset()
         self._closure = None
         return Keypoints(value=xy.astype(np.float32))
+
+    def _moving_region(self, dst_all: np.ndarray, step: int) -> tuple[int, int, int, int]:
+        """The output region a frame's warp can change: the target mesh's bounding box (the fixed
+        ring encloses the rest), on the image, its corner on the grid's lattice (so that the grid's
+        cells sit on the same pixels whatever the region)."""
+        h, w = self._image.shape[:2]
+        x0, y0 = np.floor(dst_all.min(axis=0)).astype(int)
+        x1, y1 = np.ceil(dst_all.max(axis=0)).astype(int) + 1
+        x0, y0 = max(0, x0) // step * step, max(0, y0) // step * step
+        return x0, y0, min(w, max(x1, x0 + 1)), min(h, max(y1, y0 + 1))
 
     def forget_driver(self) -> None:
         """On calibration: refit the driver-to-portrait similarity and relearn the driver's usual
@@ -173,10 +182,14 @@ class MeshAnimator(Animator):
             raise RuntimeError("MeshAnimator.render called before set_source")
         pts = self.target_points(target)
         a, t = fit_similarity(self._src[RIGID_IDX], pts[RIGID_IDX])
-        ring_dst = self._ring_src + self._ring_weights * (self._ring_src @ a.T + t - self._ring_src)
+        ring_src, ring_dst = self._rings.for_motion(a, t)
+        src_all = np.concatenate([self._src[:NUM_MESH_POINTS], ring_src])
         dst_all = np.concatenate([pts[:NUM_MESH_POINTS], ring_dst])
+        roi = self._moving_region(dst_all, self._step)
+        if roi != self._roi:
+            self._roi, self._grid = roi, identity_grid(roi, self._step)
 
-        warp = rasterize(self._src_all, dst_all, self._tris, self._sign, self._roi, self._step, self._grid)
+        warp = rasterize(src_all, dst_all, self._tris, self._sign, roi, self._step, self._grid)
         if self.gaze:
             offsets = eyes.gaze_offsets(pts, self._src)
             if np.any(offsets):
@@ -184,7 +197,7 @@ class MeshAnimator(Animator):
                 for k in range(2):
                     warp.shift(self._eye_of == k, -offsets[k] * inv_scale)
         out = self._image.copy()
-        self._layers.composite(dense_map(warp), out)
+        self._layers.composite(dense_map(warp), out, roi)
         eyes.paint_closed(out, pts, self._eye_colours, self._src @ a.T + t)
         if self.draw_mouth:
             mouth.draw_interior(out, pts, self._src_mouth_gap, self._palette)

@@ -28,10 +28,10 @@ import numpy as np
 # plain one (a studio wall) a lot: moving it does not show, and flyaway hair moves along.
 WIDEN_BUSY = (0.04, 0.08)
 WIDEN_PLAIN = (0.2, 0.3)
-# Busy or plain: the Sobel gradient's median over 5x5 pixels of a copy TEXTURE_SIDE pixels long
-# (medians measured next to the person: a studio wall 10, painted backdrops 17-26, the Mona Lisa's
-# landscape 40, grass 65).
-TEXTURE_SIDE = 128
+# Busy or plain: the Sobel gradient's median over 5x5 pixels of a copy in which the face is
+# TEXTURE_FACE_WIDTH pixels wide (medians measured next to the person: a studio wall 10, painted
+# backdrops 17-26, the Mona Lisa's landscape 40, grass 65).
+TEXTURE_FACE_WIDTH = 55
 TEXTURE_PLAIN, TEXTURE_BUSY = 16.0, 40.0
 # The segmentation must cover this much of the face it is asked about; a dog's "face" (Face Mesh
 # finds one on ../shared/media/non-faces/dog.jpg) is covered 14 %, every portrait here 100 %.
@@ -40,57 +40,54 @@ FACE_COVERAGE_MIN = 0.8
 
 @dataclass
 class PersonLayers:
-    """The portrait over ``roi`` (x0, y0, x1, y1; exclusive ends) as a person over a still plate."""
+    """The portrait as a person over a still plate."""
 
-    roi: tuple[int, int, int, int]
     image_mask: np.ndarray  # (H, W, 4) uint8: the portrait and its person mask (255 = person) as a
     # fourth channel, so that one remap warps both
-    plate: np.ndarray  # (h, w, 4) uint8 over the ROI (the fourth channel is unused: 4 bytes a pixel)
+    plate: np.ndarray  # (H, W, 4) uint8 (the fourth channel is unused: 4 bytes a pixel)
 
     @classmethod
-    def split(cls, image: np.ndarray, mask: np.ndarray, roi: tuple[int, int, int, int],
-              face_outline: np.ndarray) -> "PersonLayers":
-        """``mask``: (H, W) float person mask of the whole ``image``; ``face_outline``: (N, 2) polygon
-        that is the person whatever the segmentation says. A mask that misses most of that face is
-        not trusted at all: then the whole region moves, background included."""
-        x0, y0, x1, y1 = roi
-        image_roi = image[y0:y1, x0:x1]
-        core = np.round(255 * np.clip(mask[y0:y1, x0:x1], 0, 1)).astype(np.uint8)
+    def split(cls, image: np.ndarray, mask: np.ndarray, face_outline: np.ndarray) -> "PersonLayers":
+        """``mask``: (H, W) float person mask of ``image``; ``face_outline``: (N, 2) polygon that is
+        the person whatever the segmentation says. A mask that misses most of that face is not
+        trusted at all: then everything the anchor rings move moves, background included."""
+        core = np.round(255 * np.clip(mask, 0, 1)).astype(np.uint8)
         face = np.zeros(core.shape, np.uint8)
-        cv2.fillPoly(face, [np.round(face_outline - (x0, y0)).astype(np.int32)], 1)
+        cv2.fillPoly(face, [np.round(face_outline).astype(np.int32)], 1)
         if (core[face > 0] >= 128).mean() < FACE_COVERAGE_MIN:
             # the segmentation found nobody here, or somebody else: everything inside the anchor
             # rings moves with the head, as it would without a background layer
             core[:] = 255
         core[face > 0] = 255
-        plainness = _plainness(image_roi, core >= 128)
-        local = np.maximum(core, _widened(core, plainness, np.ptp(face_outline[:, 0])))
-        # outside the ROI nothing moves and the portrait shows as it is: there it counts as person, so
-        # that a sample straddling the ROI's edge takes nothing from the plate
-        m = np.full(image.shape[:2], 255, np.uint8)
-        m[y0:y1, x0:x1] = local
+        face_width = np.ptp(face_outline[:, 0])
+        plainness = _plainness(image, core >= 128, face_width)
+        person = np.maximum(core, _widened(core, plainness, face_width))
         # continued from beyond the widened edge, so that no stray strand is copied into the hole
-        filled = _fill_person(image_roi, local > 0, plainness)
-        plate = np.where((local == 255)[..., None], filled, image_roi)
-        return cls(roi, np.dstack([image, m]), np.dstack([plate, local]))
+        filled = _fill_person(image, person > 0, plainness)
+        plate = np.where((person == 255)[..., None], filled, image)
+        return cls(np.dstack([image, person]), np.dstack([plate, person]))
 
-    def composite(self, source_map: np.ndarray, out: np.ndarray) -> None:
-        """Write the warped person over the still plate into ``out`` over ``roi``. ``source_map``:
-        (h, w, 2) float32 source pixel (x, y) of every output pixel of the ROI.
+    def composite(self, source_map: np.ndarray, out: np.ndarray, roi: tuple[int, int, int, int]) -> None:
+        """Write the warped person over the still plate into ``out`` over ``roi`` (x0, y0, x1, y1;
+        exclusive ends). ``source_map``: (h, w, 2) float32 source pixel (x, y) of every output pixel
+        of the ROI.
 
         Cheaply: where the warped mask is whole (face, hair) the output is warp(I); where it is empty,
-        the plate; only the band of the person's soft edge in between is blended."""
-        x0, y0, x1, y1 = self.roi
+        the plate; only the band of the person's soft edge in between is blended. Where the map is the
+        identity this is the portrait exactly: the plate differs from it only where the mask is whole."""
+        x0, y0, x1, y1 = roi
         warped = cv2.remap(self.image_mask, source_map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         mask = cv2.extractChannel(warped, 3)
-        cv2.copyTo(self.plate, cv2.compare(mask, 0, cv2.CMP_EQ), warped)
+        cv2.copyTo(self.plate[y0:y1, x0:x1], cv2.compare(mask, 0, cv2.CMP_EQ), warped)
         edge = cv2.findNonZero(cv2.inRange(mask, 1, 254))  # (N, 1, 2) x, y
         if edge is not None:
             # one uint32 per RGBA pixel: gathering and scattering the band is then cheap
-            flat = edge[:, 0, 1] * (x1 - x0) + edge[:, 0, 0]
+            ex, ey = edge[:, 0, 0], edge[:, 0, 1]
+            flat = ey * (x1 - x0) + ex
             pixels = warped.view(np.uint32).reshape(-1)
             person = pixels.take(flat).view(np.uint8).reshape(-1, 4).astype(np.float32)
-            plate = self.plate.view(np.uint32).reshape(-1).take(flat).view(np.uint8).reshape(-1, 4)
+            at_plate = (ey + y0) * self.plate.shape[1] + ex + x0
+            plate = self.plate.view(np.uint32).reshape(-1).take(at_plate).view(np.uint8).reshape(-1, 4)
             alpha = mask.reshape(-1).take(flat)[:, None] * np.float32(1 / 255)
             pixels[flat] = (plate + alpha * (person - plate) + 0.5).astype(np.uint8).view(np.uint32).reshape(-1)
         cv2.cvtColor(warped, cv2.COLOR_RGBA2RGB, dst=out[y0:y1, x0:x1])
@@ -106,12 +103,13 @@ def _widened(core: np.ndarray, plainness: np.ndarray, face_width: float) -> np.n
     return np.round(255 * t * t * (3 - 2 * t)).astype(np.uint8)  # smoothstep
 
 
-def _plainness(image: np.ndarray, person: np.ndarray) -> np.ndarray:
+def _plainness(image: np.ndarray, person: np.ndarray, face_width: float) -> np.ndarray:
     """(h, w) float32, 1 where the background around a pixel is plain, 0 where it is busy: the
-    median Sobel gradient over a few pixels of a ``TEXTURE_SIDE`` copy (the person counted as flat).
-    At that size stray hairs on a wall average away; grass or foliage does not."""
+    median Sobel gradient over a few pixels of a copy where the face is ``TEXTURE_FACE_WIDTH`` wide
+    (the person counted as flat). At that size stray hairs on a wall average away; grass or foliage
+    does not."""
     h, w = person.shape
-    scale = min(1.0, TEXTURE_SIDE / max(h, w))
+    scale = min(1.0, TEXTURE_FACE_WIDTH / max(face_width, 1.0))
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     gray = cv2.cvtColor(cv2.resize(image, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
     magnitude = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))

@@ -9,6 +9,8 @@ part of the mesh: their landmarks do not follow the lids, and gaze is handled se
 Around the face oval, three rings of anchors (oval scaled about the face centre) carry hair, ears
 and neck: the inner rings follow the head's similarity transform with falling weights, the outermost
 is fixed, so the background beyond it never moves and there is no seam at the face boundary.
+The rings spread out when the head moves far (``AnchorRings``), so that the hair between them is
+never squeezed or stretched past ``MAX_STRAIN``.
 """
 from __future__ import annotations
 
@@ -26,9 +28,20 @@ NUM_MESH_POINTS = 468  # Face Mesh points without the 10 iris points
 
 EYES = ((RIGHT_EYE_UPPER, RIGHT_EYE_LOWER, 468), (LEFT_EYE_UPPER, LEFT_EYE_LOWER, 473))
 
-# Scale of each anchor ring about the face centre, and how much of the head's motion it follows.
+# Scale of each anchor ring about the face centre at rest, and how much of the head's motion it follows.
 RING_SCALES = (1.25, 1.6, 2.0)
 RING_WEIGHTS = (0.9, 0.45, 0.0)
+# How much the head's shift may stretch or squeeze what lies between two rings (hair, neck), per unit
+# of length. Neighbouring rings whose weights differ by dw, a gap g apart, differ in motion by dw * shift:
+# at rest the rings absorb a shift of 0.39 of the face's radius (dw / g = 0.45 / 0.35 between the inner
+# two); a farther one spreads them (up to MAX_SPREAD times their resting gaps) instead of folding the
+# hair over itself, or pushing the face past the fixed ring, where it was cut off (d12 on s10: the
+# head shifts by up to half the face's width, past the fixed ring in 23 of 183 frames).
+MAX_STRAIN = 0.5
+MAX_SPREAD = 3.0
+# Anchors that would lie off the image stay on its border, still; within this fraction of the face's
+# width of the border they already fade to still, so a ring spreading onto the border never jumps.
+BORDER_FADE = 0.05
 
 # Triangle kinds
 FACE, EYE_INTERIOR, MOUTH_INTERIOR, RING = 0, 1, 2, 3
@@ -108,18 +121,40 @@ def topology() -> MeshTopology:
     return MeshTopology(np.array(tris, np.int32), np.array(kinds, np.int8), n * len(RING_SCALES))
 
 
-def ring_points(face_xy: np.ndarray, image_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Anchor rings around a face: (points (R, 2), base weights (R,), clipped (R,) bool)."""
-    oval = face_xy[list(oval_order())].astype(np.float64)
-    centre = oval.mean(axis=0)
-    w, h = image_size
-    pts, weights = [], []
-    for scale, weight in zip(RING_SCALES, RING_WEIGHTS):
-        pts.append(centre + scale * (oval - centre))
-        weights.append(np.full(len(oval), weight))
-    pts = np.concatenate(pts)
-    clipped_pts = np.stack([np.clip(pts[:, 0], 0, w - 1), np.clip(pts[:, 1], 0, h - 1)], axis=1)
-    clipped = np.any(np.abs(clipped_pts - pts) > 1e-6, axis=1)
-    weights = np.concatenate(weights)
-    weights[clipped] = 0.0  # anchors pushed onto the image border stay put: the border never moves
-    return clipped_pts, weights, clipped
+class AnchorRings:
+    """The anchor rings around one portrait's face oval. Ring ``i`` lies along each ray from the face
+    centre through an oval point, at ``1 + (RING_SCALES[i] - 1) * spread`` times the oval point's
+    distance; ``spread`` is 1 at rest and grows, per ray, with the head's shift (``for_motion``)."""
+
+    def __init__(self, face_xy: np.ndarray, image_size: tuple[int, int]):
+        self.oval = face_xy[list(oval_order())].astype(np.float64)
+        self.centre = self.oval.mean(axis=0)
+        self.radius = np.maximum(np.linalg.norm(self.oval - self.centre, axis=1), 1e-6)  # per ray
+        self.image_size = image_size
+        self.fade = max(BORDER_FADE * np.ptp(self.oval[:, 0]), 1.0)
+        scales, weights = np.array((1.0,) + RING_SCALES), np.array((1.0,) + RING_WEIGHTS)
+        self._slope = np.max(np.abs(np.diff(weights)) / np.diff(scales))  # strain per (shift / radius)
+
+    def spread(self, shift: np.ndarray) -> np.ndarray:
+        """Per ray: the least spread (1 to ``MAX_SPREAD``) at which a head shifted by ``shift`` (2,)
+        strains the hair between the rings no more than ``MAX_STRAIN``."""
+        need = self._slope * float(np.hypot(*shift)) / (MAX_STRAIN * self.radius)
+        return np.clip(need, 1.0, MAX_SPREAD)
+
+    def points(self, spread: np.ndarray | float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """(points (3 * N, 2) ring by ring, weights (3 * N,)) at ``spread`` (scalar or per ray)."""
+        w, h = self.image_size
+        spread = np.broadcast_to(np.asarray(spread, np.float64), self.radius.shape)
+        scale = 1.0 + (np.array(RING_SCALES)[:, None] - 1.0) * spread[None]  # (3, N)
+        pts = (self.centre + scale[..., None] * (self.oval - self.centre)).reshape(-1, 2)
+        inside = np.minimum(np.minimum(pts[:, 0], w - 1 - pts[:, 0]), np.minimum(pts[:, 1], h - 1 - pts[:, 1]))
+        weights = np.repeat(RING_WEIGHTS, len(self.oval)) * np.clip(inside / self.fade, 0.0, 1.0)
+        clipped = np.stack([np.clip(pts[:, 0], 0, w - 1), np.clip(pts[:, 1], 0, h - 1)], axis=1)
+        return clipped, weights
+
+    def for_motion(self, a: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(source points, target points) of the rings for the head's similarity ``x -> a x + t``:
+        each ring follows it by its weight, spread as far as the head's shift needs."""
+        shift = self.centre @ a.T + t - self.centre
+        src, weights = self.points(self.spread(shift))
+        return src, src + weights[:, None] * (src @ a.T + t - src)

@@ -48,18 +48,20 @@ def test_where_the_head_moved_away_the_background_shows_not_the_hair(s42):
     animator = MeshAnimator()
     animator.set_source(s42)
     layers = animator._layers
-    x0, y0, x1, y1 = layers.roi
+    x0, y0, x1, y1 = roi = animator._roi
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     shift = 24.0  # everything in the ROI moves right by this many pixels
     source_map = np.dstack([xx - shift, yy])
     out = s42.image.copy()
-    layers.composite(source_map, out)
+    layers.composite(source_map, out, roi)
     moved_mask = cv2.remap(layers.image_mask[..., 3], source_map, None, cv2.INTER_LINEAR)
     core = person_mask(s42.image)[y0:y1, x0:x1] > 0.5
-    uncovered = core & (moved_mask == 0)  # the person was here and has gone
+    # the person was here and has gone (from where its source is in the region; beyond it, the toy
+    # map's shift would uncover the shoulders at the region's edge, where a real map moves nothing)
+    uncovered = core & (moved_mask == 0) & (xx - shift >= x0)
     assert uncovered.sum() > 500
     shown = out[y0:y1, x0:x1][uncovered].astype(float)
-    assert np.array_equal(shown, layers.plate[..., :3][uncovered])
+    assert np.array_equal(shown, layers.plate[y0:y1, x0:x1, :3][uncovered])
     # what shows is the grass beside the head (green), not the brown hair that was there
     hair = s42.image[y0:y1, x0:x1][uncovered].astype(float)
     greenness = lambda px: (px[:, 1] - 0.5 * (px[:, 0] + px[:, 2])).mean()  # noqa: E731
@@ -72,17 +74,18 @@ def test_the_composite_is_the_dense_formula_everywhere(s42):
     animator = MeshAnimator()
     animator.set_source(s42)
     layers = animator._layers
-    x0, y0, x1, y1 = layers.roi
+    x0, y0, x1, y1 = roi = (40, 24, 470, 500)  # any region: the layers cover the whole portrait
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     source_map = np.dstack([xx - 9 * np.sin(yy / 37.0), yy + 7 * np.cos(xx / 29.0)]).astype(np.float32)
     out = s42.image.copy()
-    layers.composite(source_map, out)
+    layers.composite(source_map, out, roi)
     warped = cv2.remap(layers.image_mask, source_map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     alpha = warped[..., 3:].astype(float) / 255
-    expect = alpha * warped[..., :3] + (1 - alpha) * layers.plate[..., :3]
+    expect = alpha * warped[..., :3] + (1 - alpha) * layers.plate[y0:y1, x0:x1, :3]
     assert ((alpha > 0) & (alpha < 1)).sum() > 1000  # a real edge band was blended
     assert np.abs(out[y0:y1, x0:x1] - expect).max() <= 1.0
     assert np.array_equal(out[:y0], s42.image[:y0])  # nothing outside the ROI is touched
+    assert np.array_equal(out[:, x1:], s42.image[:, x1:])
 
 
 def test_uncovered_background_continues_a_texture_but_stays_smooth_on_a_plain_wall():
@@ -125,7 +128,7 @@ def test_the_face_always_moves_as_one_piece():
     outline = np.array([[60, 50], [140, 50], [150, 120], [100, 170], [50, 120]], float)
     found = np.zeros((200, 200), np.float32)
     found[40:180, 55:145] = 1.0  # a person that misses the face's left and right edges
-    layers = PersonLayers.split(image, found, (10, 10, 190, 190), outline)
+    layers = PersonLayers.split(image, found, outline)
     mask = layers.image_mask[..., 3]
     assert mask[120, 52] == 255 and mask[100, 148] == 255  # the face's edges, missed by the person
     assert mask[15, 15] == 0  # far outside both
@@ -142,12 +145,13 @@ def test_a_segmentation_that_misses_the_face_is_not_trusted(media, monkeypatch):
     seen = {}
     composite = PersonLayers.composite
 
-    def spy(layers, source_map, out):
-        composite(layers, source_map, out)
-        seen["map"], seen["out"] = source_map.copy(), out.copy()
+    def spy(layers, source_map, out, roi):
+        composite(layers, source_map, out, roi)
+        seen["map"], seen["out"], seen["roi"] = source_map.copy(), out.copy(), roi
 
     monkeypatch.setattr(PersonLayers, "composite", spy)
     animator.render(Keypoints(_rotated(kp.value, 10.0, (8.0, 0.0))))
     # the output is the plain warp of the whole region: no still patches, no seams
     plain = cv2.remap(dog.image, seen["map"], None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    x0, y0, x1, y1 = seen["roi"]
     assert np.array_equal(seen["out"][y0:y1, x0:x1], plain)

@@ -1,11 +1,13 @@
 """Mesh animator: exact identity, still background, real-media behaviour (re-tracked output)."""
+import cv2
 import numpy as np
 import pytest
 
 from engine.animators import create_animator
 from engine.animators.mesh import MeshAnimator
 from engine.animators.mesh import mouth as mouth_mod
-from engine.animators.mesh.triangulation import NUM_MESH_POINTS, face_triangles, topology
+from engine.animators.mesh.triangulation import (NUM_MESH_POINTS, RING, AnchorRings, face_triangles, oval_order,
+                                                 topology)
 from engine.animators.mesh.warp import rasterize
 from engine.capture import Frame, VideoFileSource
 from engine.metrics import mouth_aspect_ratio
@@ -82,6 +84,53 @@ def test_head_motion_leaves_the_background_still(s9):
     patch_src = s9.image[ny - 6:ny + 6, nx - 6:nx + 6].astype(int)
     assert np.abs(patch_out - patch_src).mean() < 4
     assert np.abs(out[ny - 6:ny + 6, nx - 6:nx + 6].astype(int) - patch_src).mean() > 8  # it did move
+
+
+def test_a_head_shifted_far_moves_whole_not_cut_off_or_folded(media):
+    """A driver who leans half a face's width sideways (d12 does): the portrait's whole face moves
+    with him. The anchor rings used to stay where they were at rest, so the face was cut off by a
+    straight edge where it crossed the fixed ring, and the hair between the rings folded over."""
+    s10 = load_portrait(media / "sources" / "s10.jpg")  # three-quarter view: little room on the left
+    animator = MeshAnimator()
+    kp = animator.set_source(s10)
+    oval = s10.landmarks.xy[list(oval_order())]
+    shift = np.array([-0.5 * np.ptp(oval[:, 0]), 0.0]).round()  # 152 px to the left
+    out = animator.render(Keypoints(kp.value + shift.astype(np.float32)))
+    face = np.zeros(s10.image.shape[:2], np.uint8)
+    cv2.fillPoly(face, [np.round(oval + shift).astype(np.int32)], 1)
+    face = cv2.erode(face, np.ones((7, 7), np.uint8)) > 0
+    sx, sy = shift.astype(int)
+    expected = np.roll(s10.image, (sy, sx), axis=(0, 1))  # the portrait moved by the shift
+    assert np.abs(out[face].astype(int) - expected[face]).mean() < 1.0
+    # the rings spread out instead of folding: every ring triangle keeps its orientation
+    src, dst = animator._rings.for_motion(np.eye(2), shift)
+    face_pts = kp.value[:NUM_MESH_POINTS].astype(np.float64)
+    topo = topology()
+    ring = topo.triangles[topo.kinds == RING]
+
+    def signed_areas(points):
+        tri = points[ring]
+        return np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+
+    before = signed_areas(np.concatenate([face_pts, src]))
+    after = signed_areas(np.concatenate([face_pts + shift, dst]))
+    kept = np.abs(before) > 1.0  # rings squeezed onto the image's border have no orientation to keep
+    assert kept.sum() > 0.8 * len(ring)
+    assert np.array_equal(np.sign(before[kept]), np.sign(after[kept]))
+
+
+def test_rings_spread_only_as_far_as_the_shift_needs(media, s9):
+    """Small motion keeps the rings where they were (nothing changes for everyday use); a farther
+    shift spreads them continuously, never by a jump a viewer would see."""
+    rings = AnchorRings(s9.landmarks.xy, s9.size)
+    rest, _ = rings.points()
+    assert np.array_equal(rings.points(rings.spread(np.array([20.0, -10.0])))[0], rest)
+    shifts = np.linspace(0, 150, 301)[:, None] * np.array([[1.0, 0.3]])
+    spreads = np.array([rings.spread(d) for d in shifts])
+    assert spreads.min() == 1.0 and spreads.max() > 2.0
+    assert np.all(np.diff(spreads, axis=0) >= 0)
+    positions = np.array([rings.points(k)[0] for k in spreads])
+    assert np.abs(np.diff(positions, axis=0)).max() < 2.0  # px per 0.5 px of shift
 
 
 def test_wider_mouth_draws_a_dark_cavity_not_stretched_lips(s42):
