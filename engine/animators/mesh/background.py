@@ -36,10 +36,12 @@ TEXTURE_PLAIN, TEXTURE_BUSY = 16.0, 40.0
 # The segmentation must cover this much of the face it is asked about; a dog's "face" (Face Mesh
 # finds one on ../shared/media/non-faces/dog.jpg) is covered 14 %, every portrait here 100 %.
 FACE_COVERAGE_MIN = 0.8
-# The plate continues the background this far into the person (in face widths): a head shifted
-# farther than its rings can spread (``triangulation.MAX_SPREAD``) strains the hair past 0.5 already.
-# Deeper in, nothing is ever uncovered: a smooth fill is enough (and 2-3x cheaper per portrait).
-FILL_REACH = 1.0
+# Where the person has moved away, the plate mirrors the background's texture only near the
+# person's edge (in face widths: whole up to the first, faded out by the second); deeper in, a smooth
+# fill. Mirrored deeper, the background broke into a patchwork wherever the nearest background pixel
+# jumped (behind the Mona Lisa: banded lake, torn-off hills, once a head moved a third of its width).
+MIRROR_FADE = (0.03, 0.12)
+FILL_SMOOTH = 0.04  # the smooth fill's blur, in face widths
 
 
 @dataclass
@@ -67,7 +69,8 @@ class PersonLayers:
         plainness = _plainness(image, core >= 128, face_width)
         person = np.maximum(core, _widened(core, plainness, face_width))
         # continued from beyond the widened edge, so that no stray strand is copied into the hole
-        filled = _fill_person(image, person > 0, plainness, FILL_REACH * face_width)
+        filled = _fill_person(image, person > 0, plainness, tuple(f * face_width for f in MIRROR_FADE),
+                              max(3, round(FILL_SMOOTH * face_width)))
         plate = np.where((person == 255)[..., None], filled, image)
         return cls(np.dstack([image, person]), np.dstack([plate, person]))
 
@@ -123,17 +126,18 @@ def _plainness(image: np.ndarray, person: np.ndarray, face_width: float) -> np.n
     return np.clip((TEXTURE_BUSY - texture) / (TEXTURE_BUSY - TEXTURE_PLAIN), 0, 1)
 
 
-def _fill_person(image: np.ndarray, hole: np.ndarray, plainness: np.ndarray, reach: float = np.inf) -> np.ndarray:
+def _fill_person(image: np.ndarray, hole: np.ndarray, plainness: np.ndarray,
+                 fade: tuple[float, float] | None = None, smooth: int = 5) -> np.ndarray:
     """``image`` with the ``hole`` (the person) filled from the background around it; pixels outside
     the hole are kept exactly.
 
     Each hole pixel takes the background mirrored across its nearest background pixel: the slivers a
     moving head uncovers then continue the background's own texture (grass, a waterfall) instead of a
     smooth smear. Where the background is plain (``plainness`` of the mirrored pixel), and where the
-    mirror image lands on the person or off the image (deep inside the hole, never uncovered in
-    practice), a smooth fill from the surroundings is used: mirrored, the odd stray hair on a plain
-    wall would come back as a pattern of strands. Hole pixels farther than ``reach`` from the
-    background get the smooth fill only."""
+    mirror image lands on the person or off the image, a smooth fill (``_row_fill``, over ``smooth``
+    pixels) is used: mirrored, the odd stray hair on a plain wall would come back as a pattern of
+    strands. ``fade`` (pixels): the mirror is whole up to the first distance from the background, and
+    fades into the smooth fill by the second (None: mirrored however deep)."""
     h, w = hole.shape
     if not hole.any() or hole.all():
         return image.copy()
@@ -141,31 +145,53 @@ def _fill_person(image: np.ndarray, hole: np.ndarray, plainness: np.ndarray, rea
                                                         labelType=cv2.DIST_LABEL_PIXEL)
     # labels number the background pixels in raster order, from 1
     background = np.flatnonzero(~hole)
-    hy, hx = np.nonzero(hole & (distance <= reach))
+    near, far = fade if fade is not None else (np.inf, np.inf)
+    hy, hx = np.nonzero(hole & (distance < far))
     by, bx = np.divmod(background[nearest[hy, hx] - 1], w)
     my, mx = 2 * by - hy, 2 * bx - hx
     inside = (my >= 0) & (my < h) & (mx >= 0) & (mx < w)
     mirrored = inside.copy()
     mirrored[inside] = ~hole[my[inside], mx[inside]]
-    out = _smooth_fill(image, hole)
+    out = _row_fill(image, hole, smooth)
     hy, hx, my, mx = hy[mirrored], hx[mirrored], my[mirrored], mx[mirrored]
-    plain = plainness[my, mx, None]
-    out[hy, hx] = np.round(plain * out[hy, hx] + (1 - plain) * image[my, mx])
+    texture = 1.0 - plainness[my, mx]
+    if np.isfinite(far):
+        texture *= np.clip((far - distance[hy, hx]) / max(far - near, 1e-6), 0.0, 1.0)
+    texture = texture[:, None]
+    out[hy, hx] = np.round((1 - texture) * out[hy, hx] + texture * image[my, mx])
     return out
 
 
-def _smooth_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """``image`` with ``hole`` filled smoothly from its surroundings (push-pull over an image
-    pyramid: a hole pixel takes the average of the nearest known pixels at the coarsest scale that
-    has any); the rest kept exactly."""
+def _row_fill(image: np.ndarray, hole: np.ndarray, smooth: int) -> np.ndarray:
+    """``image`` with ``hole`` filled row by row: each hole pixel blends the background's colour just
+    left and just right of the hole in its row (a local mean over ``smooth`` pixels of background, so
+    one dark strand does not streak across), by its position between the two; rows with background
+    on one side only take that side's colour, rows with none the nearest filled row's. What lies
+    behind a person mostly runs sideways (a horizon, a lake, a wall and its skirting), so it carries
+    on behind the head; a push-pull fill from all sides left a flat blob there. Then a vertical blur
+    of ``smooth`` pixels hides the rows' differences. The rest is kept exactly."""
+    h, w = hole.shape
+    k = (max(1, smooth), max(1, smooth))
     known = (~hole).astype(np.float32)
-    colour = image.astype(np.float32) * known[..., None]  # premultiplied by how much is known
-    levels = [(colour, known)]
-    while known.min() == 0 and min(known.shape) > 1:
-        colour, known = cv2.pyrDown(colour), cv2.pyrDown(known)
-        levels.append((colour, known))
-    filled = colour / np.maximum(known, 1e-6)[..., None]
-    for colour, known in reversed(levels[:-1]):
-        coarse = cv2.pyrUp(filled, dstsize=(known.shape[1], known.shape[0]))
-        filled = colour + (1.0 - np.clip(known, 0, 1))[..., None] * coarse
-    return np.where(hole[..., None], np.clip(np.round(filled), 0, 255).astype(np.uint8), image)
+    weight = cv2.merge([np.maximum(cv2.blur(known, k), 1e-6)] * 3)
+    mean = cv2.divide(cv2.blur(cv2.multiply(image.astype(np.float32), cv2.merge([known] * 3)), k), weight)
+    xs = np.arange(w, dtype=np.int32)
+    left = np.maximum.accumulate(np.where(hole, -1, xs), axis=1)  # nearest background column, or -1
+    right = np.minimum.accumulate(np.where(hole, w, xs)[:, ::-1], axis=1)[:, ::-1]  # ... or w
+    t = (xs - left) / np.maximum(right - left, 1).astype(np.float32)  # 0 on background pixels
+    t[left < 0], t[right >= w] = 1.0, 0.0  # background on one side only: that side
+    rows = np.repeat(np.arange(h, dtype=np.float32)[:, None], w, axis=1)
+    at_left = cv2.remap(mean, np.maximum(left, 0).astype(np.float32), rows, cv2.INTER_NEAREST)
+    at_right = cv2.remap(mean, np.minimum(right, w - 1).astype(np.float32), rows, cv2.INTER_NEAREST)
+    filled = at_left + t[..., None] * (at_right - at_left)
+    empty = hole.all(axis=1)  # rows of person only: the nearest row with a fill
+    if empty.any() and not empty.all():
+        rows = np.nonzero(~empty)[0]
+        pick = np.clip(np.searchsorted(rows, np.arange(h)), 0, len(rows) - 1)
+        below, above = rows[pick], rows[np.maximum(pick - 1, 0)]
+        source = np.where(np.abs(above - np.arange(h)) <= np.abs(below - np.arange(h)), above, below)
+        filled[empty] = filled[source[empty]]
+    filled = cv2.convertScaleAbs(cv2.blur(filled, (1, max(1, 2 * smooth + 1))))  # rounded, 0-255
+    out = image.copy()
+    cv2.copyTo(filled, hole.view(np.uint8), out)
+    return out

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from engine.animators.mesh import MeshAnimator
-from engine.animators.mesh.background import PersonLayers, _fill_person
+from engine.animators.mesh.background import PersonLayers, _fill_person, _row_fill
 from engine.animators.mesh.triangulation import oval_order
 from engine.motion import Keypoints
 from engine.portrait import load_portrait
@@ -104,6 +104,37 @@ def test_uncovered_background_continues_a_texture_but_stays_smooth_on_a_plain_wa
     plain = _fill_person(wall, hole, np.ones((h, w), np.float32))
     assert plain[:, 100:130].min() > 120
     assert np.array_equal(plain[:, :100], wall[:, :100])
+
+
+def test_a_horizon_carries_on_behind_the_head():
+    """Deep behind a head that moved far, the plate continues what runs sideways (a horizon, a lake),
+    instead of one flat blob averaged from all around it."""
+    h, w = 200, 300
+    image = np.zeros((h, w, 3), np.uint8)
+    image[:100] = (200, 210, 230)  # sky
+    image[100:] = (40, 90, 50)  # land
+    hole = np.zeros((h, w), bool)
+    cv2.ellipse(hole.view(np.uint8), (150, 110), (60, 80), 0, 0, 360, 1, -1)  # the head, over the horizon
+    filled = _row_fill(image, hole, 5).astype(int)
+    assert np.abs(filled[40:92][hole[40:92]] - (200, 210, 230)).max() <= 1
+    assert np.abs(filled[108:185][hole[108:185]] - (40, 90, 50)).max() <= 1
+    assert np.array_equal(filled[~hole], image[~hole])
+
+
+def test_the_mirrored_texture_fades_into_the_smooth_fill_deeper_in():
+    """Mirrored far from the edge, the background broke into a patchwork wherever the nearest
+    background pixel jumped; past the fade only the smooth fill is left."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (160, 240, 3), dtype=np.uint8)  # a busy texture
+    hole = np.zeros((160, 240), bool)
+    hole[30:130, 60:180] = True
+    out = _fill_person(image, hole, np.zeros((160, 240), np.float32), fade=(3.0, 12.0), smooth=5)
+    smooth = _row_fill(image, hole, 5)
+    deep = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 5) >= 12.0
+    assert deep.sum() > 3000
+    assert np.array_equal(out[deep], smooth[deep])
+    edge = hole & ~deep & (cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 5) <= 3.0)
+    assert np.abs(out[edge].astype(int) - smooth[edge]).mean() > 20  # near the edge: the texture
 
 
 def test_plain_walls_let_more_of_the_surroundings_move_with_the_head(media, s42):
