@@ -86,7 +86,7 @@ class MeshAnimator(Animator):
         self._image = image
         self._src = xy
         self._rings = AnchorRings(xy, (w, h))
-        rings, _ = self._rings.points()  # at rest: where the triangles' orientation is read
+        rings = self._rings.points()[0]  # at rest: where the triangles' orientation is read
         self._src_all = np.concatenate([xy[:NUM_MESH_POINTS], rings])
 
         topo = topology()

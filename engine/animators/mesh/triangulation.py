@@ -39,8 +39,10 @@ RING_WEIGHTS = (0.9, 0.45, 0.0)
 # head shifts by up to half the face's width, past the fixed ring in 23 of 183 frames).
 MAX_STRAIN = 0.5
 MAX_SPREAD = 3.0
-# Anchors that would lie off the image stay on its border, still; within this fraction of the face's
-# width of the border they already fade to still, so a ring spreading onto the border never jumps.
+# Anchors that would lie off the image stay on its border. There they may move out, past it (hair
+# a head takes towards the border leaves the picture instead of piling up against it: d12 on s42),
+# never in (the border would then show what lies off the picture). Within this fraction of the face's
+# width of a border, motion away from it already fades out, so an anchor reaching it never jumps.
 BORDER_FADE = 0.05
 
 # Triangle kinds
@@ -141,20 +143,36 @@ class AnchorRings:
         need = self._slope * float(np.hypot(*shift)) / (MAX_STRAIN * self.radius)
         return np.clip(need, 1.0, MAX_SPREAD)
 
-    def points(self, spread: np.ndarray | float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-        """(points (3 * N, 2) ring by ring, weights (3 * N,)) at ``spread`` (scalar or per ray)."""
+    def points(self, spread: np.ndarray | float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """At ``spread`` (scalar or per ray): the points on the image (3 * N, 2) ring by ring, the
+        same before they were put on it, and how much of the head's motion each follows (3 * N,):
+        its ring's weight, or where the ray leaves the image before reaching it, the weight there
+        (all of a ray beyond the border moves as one: a fixed ring put on the border under a moving
+        one would fold what lies between)."""
         w, h = self.image_size
         spread = np.broadcast_to(np.asarray(spread, np.float64), self.radius.shape)
         scale = 1.0 + (np.array(RING_SCALES)[:, None] - 1.0) * spread[None]  # (3, N)
-        pts = (self.centre + scale[..., None] * (self.oval - self.centre)).reshape(-1, 2)
-        inside = np.minimum(np.minimum(pts[:, 0], w - 1 - pts[:, 0]), np.minimum(pts[:, 1], h - 1 - pts[:, 1]))
-        weights = np.repeat(RING_WEIGHTS, len(self.oval)) * np.clip(inside / self.fade, 0.0, 1.0)
-        clipped = np.stack([np.clip(pts[:, 0], 0, w - 1), np.clip(pts[:, 1], 0, h - 1)], axis=1)
-        return clipped, weights
+        ray = self.oval - self.centre
+        with np.errstate(divide="ignore", invalid="ignore"):
+            room = np.where(ray > 0, (np.array([w - 1, h - 1]) - self.centre) / ray,
+                            np.where(ray < 0, -self.centre / ray, np.inf))
+        leaves = room.min(axis=1)  # the scale at which each ray leaves the image
+        weights = np.empty_like(scale)
+        for j in range(len(ray)):  # the weight profile along ray j: 1 on the oval, the rings' weights
+            weights[:, j] = np.interp(np.minimum(scale[:, j], leaves[j]), np.concatenate([[1.0], scale[:, j]]),
+                                      (1.0,) + RING_WEIGHTS)
+        unclipped = (self.centre + scale[..., None] * ray).reshape(-1, 2)
+        clipped = np.stack([np.clip(unclipped[:, 0], 0, w - 1), np.clip(unclipped[:, 1], 0, h - 1)], axis=1)
+        return clipped, unclipped, weights.reshape(-1)
 
     def for_motion(self, a: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(source points, target points) of the rings for the head's similarity ``x -> a x + t``:
-        each ring follows it by its weight, spread as far as the head's shift needs."""
+        each ring follows it by its weight, spread as far as the head's shift needs, and never moves
+        in from the image's border (``BORDER_FADE``)."""
         shift = self.centre @ a.T + t - self.centre
-        src, weights = self.points(self.spread(shift))
-        return src, src + weights[:, None] * (src @ a.T + t - src)
+        src, unclipped, weights = self.points(self.spread(shift))
+        move = weights[:, None] * (src @ a.T + t - src)
+        w, h = self.image_size
+        # how far each anchor lies from the border its motion leads away from (< 0: beyond it)
+        behind = np.where(move > 0, unclipped, np.array([w - 1, h - 1]) - unclipped)
+        return src, src + move * np.clip(behind / self.fade, 0.0, 1.0)

@@ -6,8 +6,8 @@ import pytest
 from engine.animators import create_animator
 from engine.animators.mesh import MeshAnimator
 from engine.animators.mesh import mouth as mouth_mod
-from engine.animators.mesh.triangulation import (NUM_MESH_POINTS, RING, AnchorRings, face_triangles, oval_order,
-                                                 topology)
+from engine.animators.mesh.triangulation import (NUM_MESH_POINTS, RING, RING_WEIGHTS, AnchorRings, face_triangles,
+                                                 oval_order, topology)
 from engine.animators.mesh.warp import rasterize
 from engine.capture import Frame, VideoFileSource
 from engine.metrics import mouth_aspect_ratio
@@ -119,11 +119,40 @@ def test_a_head_shifted_far_moves_whole_not_cut_off_or_folded(media):
     assert np.array_equal(np.sign(before[kept]), np.sign(after[kept]))
 
 
+def test_what_the_head_takes_towards_the_border_leaves_the_picture_and_the_border_never_moves_in(s42):
+    """s42's neck and hair reach the image's bottom. A head that moves down takes them out past it
+    (anchors on the border used to stay put, and what lay between piled up against it); a head that
+    moves up takes nothing in from the border, which would show what lies off the picture."""
+    animator = MeshAnimator()
+    kp = animator.set_source(s42)
+    w, h = s42.size
+    step = 0.3 * np.ptp(s42.landmarks.xy[list(oval_order()), 0])
+    topo = topology()
+    ring = topo.triangles[topo.kinds == RING]
+    face_pts = kp.value[:NUM_MESH_POINTS].astype(np.float64)
+    area = lambda t: np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])  # noqa: E731
+    for shift in (np.array([0.0, step]), np.array([0.0, -step])):
+        src, dst = animator._rings.for_motion(np.eye(2), shift)
+        on_bottom = src[:, 1] >= h - 1
+        moving = on_bottom & (np.repeat(RING_WEIGHTS, len(oval_order())) > 0)
+        assert moving.sum() >= 3
+        if shift[1] > 0:
+            assert dst[moving, 1].min() > h - 1 + 0.3 * step  # out, past the border
+        else:
+            assert np.array_equal(dst[on_bottom], src[on_bottom])  # still
+            out = animator.render(Keypoints(kp.value + shift.astype(np.float32)))
+            assert np.array_equal(out[-1], s42.image[-1])  # the border shows the portrait's own row
+        before = np.concatenate([face_pts, src])[ring]
+        after = np.concatenate([face_pts + shift, dst])[ring]
+        kept = np.abs(area(before)) > 1.0
+        assert np.array_equal(np.sign(area(before)[kept]), np.sign(area(after)[kept]))  # no pile-up, no fold
+
+
 def test_rings_spread_only_as_far_as_the_shift_needs(media, s9):
     """Small motion keeps the rings where they were (nothing changes for everyday use); a farther
     shift spreads them continuously, never by a jump a viewer would see."""
     rings = AnchorRings(s9.landmarks.xy, s9.size)
-    rest, _ = rings.points()
+    rest = rings.points()[0]
     assert np.array_equal(rings.points(rings.spread(np.array([20.0, -10.0])))[0], rest)
     shifts = np.linspace(0, 150, 301)[:, None] * np.array([[1.0, 0.3]])
     spreads = np.array([rings.spread(d) for d in shifts])
@@ -265,6 +294,45 @@ def test_a_fold_is_drawn_with_a_sharp_edge_not_a_staircase_of_cells(monkeypatch)
     blended = np.abs(render(8)[0] - exact).max(axis=2)[fold]
     assert (blended > 40).sum() > 300  # the staircase and smear without it
     assert (sharp > 40).sum() < 0.05 * (blended > 40).sum()
+
+
+def test_a_turned_cheek_is_refined_exactly_with_no_specks_from_beneath(s42, monkeypatch):
+    """A head turned 30 degrees folds its far cheek over the face's edge. Around that fold the map
+    is rasterised again per pixel; it must then be the per-pixel warp itself. Triangles were picked
+    for that by the cell centres they cover, so a near triangle covering pixels but no centre there
+    was left out and the hair-side triangle beneath showed through: dark specks on the cheek."""
+    from engine.animators.mesh import animator as animator_mod
+    from engine.animators.mesh import warp as warp_mod
+
+    animator = MeshAnimator(gaze=False)
+    kp = animator.set_source(s42)
+    pts = np.asarray(s42.landmarks.points, np.float64)
+    centre = pts[:NUM_MESH_POINTS].mean(axis=0)
+    a = np.radians(30.0)
+    turned = pts.copy()  # Face Mesh's own 3-D points, turned about the vertical axis
+    turned[:, 0] = centre[0] + (pts[:, 0] - centre[0]) * np.cos(a) + (pts[:, 2] - centre[2]) * np.sin(a)
+    seen = {}
+
+    def keep(warp):
+        seen["warp"] = warp
+        return warp_mod.dense_map(warp)
+
+    monkeypatch.setattr(animator_mod, "dense_map", keep)
+    animator.render(Keypoints(turned[:, :2].astype(np.float32)))
+    warp = seen["warp"]
+    assert warp.step >= warp_mod.SHARPEN_MIN_STEP
+    refined = warp_mod.dense_map(warp)
+    src, dst, tris, sign = warp.mesh
+    exact = warp_mod.rasterize(src, dst, tris, sign, warp.roi, 1)
+    x0, y0, x1, y1 = warp.roi
+    exact_map = exact.map_xy[1:1 + y1 - y0, 1:1 + x1 - x0]  # one spare cell per side
+    covered = exact.tri_id[1:1 + y1 - y0, 1:1 + x1 - x0] >= 0
+    s = warp.step
+    marked = cv2.dilate(warp_mod.fold_edges(warp).astype(np.uint8), np.ones((3, 3), np.uint8))
+    fold = np.kron(marked, np.ones((s, s), np.uint8))[s:s + y1 - y0, s:s + x1 - x0] > 0
+    assert (fold & covered).sum() > 500  # the far cheek folds
+    error = np.abs(refined - exact_map).max(axis=2)[fold & covered]
+    assert error.max() < 0.5
 
 
 def _close_eyes(xy: np.ndarray, amount: float = 1.0) -> np.ndarray:
