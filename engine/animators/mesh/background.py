@@ -6,7 +6,7 @@ portrait is split once, by its person mask m (``engine.segmentation``), into two
 
 - the person: the portrait itself, with its mask;
 - a background plate B: the portrait wherever the mask is not whole, and where the person is, the
-  background around it continued (only ever seen in the slivers a moving head uncovers).
+  background around it continued (seen only where the moving head uncovers it).
 
 Per frame the portrait and its mask are warped together by the mesh's map and laid over the still
 plate: O = warp(m) warp(I) + (1 - warp(m)) B. Where nothing moves this is m I + (1 - m) I = I, the
@@ -36,10 +36,11 @@ TEXTURE_PLAIN, TEXTURE_BUSY = 16.0, 40.0
 # The segmentation must cover this much of the face it is asked about; a dog's "face" (Face Mesh
 # finds one on ../shared/media/non-faces/dog.jpg) is covered 14 %, every portrait here 100 %.
 FACE_COVERAGE_MIN = 0.8
-# Where the person has moved away, the plate mirrors the background's texture only near the
-# person's edge (in face widths: whole up to the first, faded out by the second); deeper in, a smooth
-# fill. Mirrored deeper, the background broke into a patchwork wherever the nearest background pixel
-# jumped (behind the Mona Lisa: banded lake, torn-off hills, once a head moved a third of its width).
+# Where the person has moved away, the plate mirrors the background near the person's edge (in face
+# widths: whole up to the first, faded out by the second); deeper in, only its fine texture over a
+# smooth fill. Mirrored whole deeper, the background broke into a patchwork wherever the nearest
+# background pixel jumped (behind the Mona Lisa: banded lake, torn-off hills, once a head moved a
+# third of its width).
 MIRROR_FADE = (0.03, 0.12)
 FILL_SMOOTH = 0.04  # the smooth fill's blur, in face widths
 ROW_FILL_KERNEL = 3  # ... and in pixels of the shrunk copy it is worked out on
@@ -180,7 +181,8 @@ def _row_fill(image: np.ndarray, hole: np.ndarray, smooth: int) -> np.ndarray:
     of ``smooth`` pixels hides the rows' differences. The rest is kept exactly.
 
     Smooth by construction, so worked out on a copy shrunk until ``smooth`` is ``ROW_FILL_KERNEL``
-    pixels, and enlarged again (a 2048 px portrait: 30 MB of work arrays instead of 600 MB)."""
+    pixels, and enlarged again (splitting a 2048 px portrait peaked at 844 MB at full size, 382 MB
+    so)."""
     h, w = hole.shape
     scale = min(1.0, ROW_FILL_KERNEL / max(smooth, 1))
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -213,9 +215,9 @@ def _row_fill_everywhere(image: np.ndarray, hole: np.ndarray, smooth: int) -> np
     filled = at_left + t[..., None] * (at_right - at_left)
     empty = hole.all(axis=1)  # rows of person only: the nearest row with a fill
     if empty.any() and not empty.all():
-        rows = np.nonzero(~empty)[0]
-        pick = np.clip(np.searchsorted(rows, np.arange(h)), 0, len(rows) - 1)
-        below, above = rows[pick], rows[np.maximum(pick - 1, 0)]
+        filled_rows = np.nonzero(~empty)[0]
+        pick = np.clip(np.searchsorted(filled_rows, np.arange(h)), 0, len(filled_rows) - 1)
+        below, above = filled_rows[pick], filled_rows[np.maximum(pick - 1, 0)]
         source = np.where(np.abs(above - np.arange(h)) <= np.abs(below - np.arange(h)), above, below)
         filled[empty] = filled[source[empty]]
     return cv2.convertScaleAbs(cv2.blur(filled, (1, 2 * smooth + 1)))  # rounded, 0-255

@@ -10,7 +10,8 @@ Around the face oval, three rings of anchors (oval scaled about the face centre)
 and neck: the inner rings follow the head's similarity transform with falling weights, the outermost
 is fixed, so the background beyond it never moves and there is no seam at the face boundary.
 The rings spread out when the head moves far (``AnchorRings``), so that the hair between them is
-never squeezed or stretched past ``MAX_STRAIN``.
+never squeezed or stretched past ``MAX_STRAIN``; where they run off the image, what the head takes
+towards the border leaves the picture.
 """
 from __future__ import annotations
 
