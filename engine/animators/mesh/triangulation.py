@@ -137,6 +137,14 @@ class AnchorRings:
         self.fade = max(BORDER_FADE * np.ptp(self.oval[:, 0]), 1.0)
         scales, weights = np.array((1.0,) + RING_SCALES), np.array((1.0,) + RING_WEIGHTS)
         self._slope = np.max(np.abs(np.diff(weights)) / np.diff(scales))  # strain per (shift / radius)
+        w, h = image_size
+        ray = self.oval - self.centre
+        with np.errstate(divide="ignore", invalid="ignore"):
+            room = np.where(ray > 0, (np.array([w - 1, h - 1]) - self.centre) / ray,
+                            np.where(ray < 0, -self.centre / ray, np.inf))
+        self._leaves = room.min(axis=1)  # the scale at which each ray leaves the image
+        self._rest = None
+        self._rest = self.points(1.0)
 
     def spread(self, shift: np.ndarray) -> np.ndarray:
         """Per ray: the least spread (1 to ``MAX_SPREAD``) at which a head shifted by ``shift`` (2,)
@@ -150,19 +158,23 @@ class AnchorRings:
         its ring's weight, or where the ray leaves the image before reaching it, the weight there
         (all of a ray beyond the border moves as one: a fixed ring put on the border under a moving
         one would fold what lies between)."""
-        w, h = self.image_size
         spread = np.broadcast_to(np.asarray(spread, np.float64), self.radius.shape)
+        if self._rest is not None and np.all(spread == 1.0):
+            return self._rest  # most frames: the head has not moved far
+        w, h = self.image_size
         scale = 1.0 + (np.array(RING_SCALES)[:, None] - 1.0) * spread[None]  # (3, N)
-        ray = self.oval - self.centre
-        with np.errstate(divide="ignore", invalid="ignore"):
-            room = np.where(ray > 0, (np.array([w - 1, h - 1]) - self.centre) / ray,
-                            np.where(ray < 0, -self.centre / ray, np.inf))
-        leaves = room.min(axis=1)  # the scale at which each ray leaves the image
-        weights = np.empty_like(scale)
-        for j in range(len(ray)):  # the weight profile along ray j: 1 on the oval, the rings' weights
-            weights[:, j] = np.interp(np.minimum(scale[:, j], leaves[j]), np.concatenate([[1.0], scale[:, j]]),
-                                      (1.0,) + RING_WEIGHTS)
-        unclipped = (self.centre + scale[..., None] * ray).reshape(-1, 2)
+        # the weight profile along each ray: 1 on the oval, each ring's weight at its scale, linear in
+        # between, read at the ring's scale or, beyond the border, where the ray leaves the image
+        knots = np.concatenate([np.ones((1, len(spread))), scale])  # (4, N)
+        values = (1.0,) + RING_WEIGHTS
+        at = np.clip(np.minimum(scale, self._leaves), 1.0, None)  # (3, N)
+        weights = np.zeros_like(scale)
+        for k in range(len(RING_SCALES)):  # segment k of the profile, between knots k and k + 1
+            lo, hi = knots[k], knots[k + 1]
+            on = (at >= lo) & (at <= hi)
+            u = (at - lo) / np.maximum(hi - lo, 1e-9)
+            weights = np.where(on, values[k] + u * (values[k + 1] - values[k]), weights)
+        unclipped = (self.centre + scale[..., None] * (self.oval - self.centre)).reshape(-1, 2)
         clipped = np.stack([np.clip(unclipped[:, 0], 0, w - 1), np.clip(unclipped[:, 1], 0, h - 1)], axis=1)
         return clipped, unclipped, weights.reshape(-1)
 
