@@ -135,8 +135,6 @@ class AnchorRings:
         self.radius = np.maximum(np.linalg.norm(self.oval - self.centre, axis=1), 1e-6)  # per ray
         self.image_size = image_size
         self.fade = max(BORDER_FADE * np.ptp(self.oval[:, 0]), 1.0)
-        scales, weights = np.array((1.0,) + RING_SCALES), np.array((1.0,) + RING_WEIGHTS)
-        self._slope = np.max(np.abs(np.diff(weights)) / np.diff(scales))  # strain per (shift / radius)
         w, h = image_size
         ray = self.oval - self.centre
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -146,11 +144,37 @@ class AnchorRings:
         self._rest = None
         self._rest = self.points(1.0)
 
-    def spread(self, shift: np.ndarray) -> np.ndarray:
-        """Per ray: the least spread (1 to ``MAX_SPREAD``) at which a head shifted by ``shift`` (2,)
-        strains the hair between the rings no more than ``MAX_STRAIN``."""
-        need = self._slope * float(np.hypot(*shift)) / (MAX_STRAIN * self.radius)
-        return np.clip(need, 1.0, MAX_SPREAD)
+    def spread(self, a: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Per ray: the least spread (1 to ``MAX_SPREAD``) at which the head's similarity ``x -> a x +
+        t`` (its shift, turn and scale) strains the hair between neighbouring rings no more than
+        ``MAX_STRAIN``.
+
+        Along ray u (face centre c to an oval point), ring i sits at c + s_i u with s_i = 1 + (S_i - 1) k
+        (S_i: its scale at rest, k: the spread; the oval itself: s = 1, weight 1) and moves by
+        w_i (T + s_i M u), where M = a - I and T = M c + t is the centre's shift. Neighbours i, i + 1
+        then differ in motion by p + k q, with p = dw (T + M u) and q = (w_{i+1} (S_{i+1} - 1) -
+        w_i (S_i - 1)) M u, over a gap k dS |u|. The strain is at most g where
+        (g^2 dS^2 |u|^2 - |q|^2) k^2 - 2 (p.q) k - |p|^2 >= 0: from the larger root on. A turn whose
+        strain stays above g however far the rings spread (|q| >= g dS |u|) takes ``MAX_SPREAD``."""
+        m = a - np.eye(2)
+        shift = self.centre @ a.T + t - self.centre
+        u = self.oval - self.centre  # (N, 2)
+        mu = u @ m.T
+        scales = np.array((1.0,) + RING_SCALES)
+        weights = np.array((1.0,) + RING_WEIGHTS)
+        need = np.ones(len(u))
+        for i in range(len(RING_SCALES)):
+            dw = weights[i + 1] - weights[i]
+            beta = weights[i + 1] * (scales[i + 1] - 1) - weights[i] * (scales[i] - 1)
+            p = dw * (shift + mu)
+            q = beta * mu
+            gap = (scales[i + 1] - scales[i]) * self.radius
+            qa = (MAX_STRAIN * gap) ** 2 - (q ** 2).sum(axis=1)
+            pq, pp = (p * q).sum(axis=1), (p ** 2).sum(axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                root = (pq + np.sqrt(pq ** 2 + qa * pp)) / qa
+            need = np.maximum(need, np.where(qa > 0, root, MAX_SPREAD))
+        return np.clip(np.nan_to_num(need, nan=MAX_SPREAD), 1.0, MAX_SPREAD)
 
     def points(self, spread: np.ndarray | float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """At ``spread`` (scalar or per ray): the points on the image (3 * N, 2) ring by ring, the
@@ -182,8 +206,7 @@ class AnchorRings:
         """(source points, target points) of the rings for the head's similarity ``x -> a x + t``:
         each ring follows it by its weight, spread as far as the head's shift needs, and never moves
         in from the image's border (``BORDER_FADE``)."""
-        shift = self.centre @ a.T + t - self.centre
-        src, unclipped, weights = self.points(self.spread(shift))
+        src, unclipped, weights = self.points(self.spread(a, t))
         move = weights[:, None] * (src @ a.T + t - src)
         w, h = self.image_size
         # how far each anchor lies from the border its motion leads away from (< 0: beyond it)

@@ -6,8 +6,9 @@ import pytest
 from engine.animators import create_animator
 from engine.animators.mesh import MeshAnimator
 from engine.animators.mesh import mouth as mouth_mod
-from engine.animators.mesh.triangulation import (NUM_MESH_POINTS, RING, RING_WEIGHTS, AnchorRings, face_triangles,
-                                                 oval_order, topology)
+from engine.animators.mesh.triangulation import (MAX_SPREAD, MAX_STRAIN, NUM_MESH_POINTS, RING, RING_SCALES,
+                                                 RING_WEIGHTS, AnchorRings, face_triangles, oval_order,
+                                                 topology)
 from engine.animators.mesh.warp import rasterize
 from engine.capture import Frame, VideoFileSource
 from engine.metrics import mouth_aspect_ratio
@@ -148,14 +149,50 @@ def test_what_the_head_takes_towards_the_border_leaves_the_picture_and_the_borde
         assert np.array_equal(np.sign(area(before)[kept]), np.sign(area(after)[kept]))  # no pile-up, no fold
 
 
+def test_rings_spread_for_a_turn_and_a_shift_together_keep_the_strain_bounded(s9):
+    """A head tilted 15 degrees that also moves sideways: the turn's own motion adds to the shift's,
+    so the hair between the rings was sheared sideways ("windblown", d11 on s2) although the shift
+    alone needed no spread. Wherever the rings may still spread, no gap strains more than MAX_STRAIN."""
+    rings = AnchorRings(s9.landmarks.xy, s9.size)
+    r = np.median(rings.radius)
+    u = rings.oval - rings.centre
+    scales, weights = np.array((1.0,) + RING_SCALES), np.array((1.0,) + RING_WEIGHTS)
+
+    def strain(a, t, k):
+        out = []
+        for i in range(len(RING_SCALES)):
+            s0, s1 = (1 + (scales[j] - 1) * k for j in (i, i + 1))
+            p0, p1 = rings.centre + s0[:, None] * u, rings.centre + s1[:, None] * u
+            d0, d1 = (w * (p @ a.T + t - p) for w, p in ((weights[i], p0), (weights[i + 1], p1)))
+            out.append(np.linalg.norm(d1 - d0, axis=1) / np.linalg.norm(p1 - p0, axis=1))
+        return np.max(out, axis=0)
+
+    checked = 0
+    for degrees, scale, shift in ((15, 1.0, 0.3), (-12, 1.1, 0.25), (20, 0.95, 0.0), (8, 1.0, 0.6)):
+        c, s_ = np.cos(np.radians(degrees)) * scale, np.sin(np.radians(degrees)) * scale
+        a = np.array([[c, -s_], [s_, c]])
+        t = rings.centre - rings.centre @ a.T + np.array([shift * r, 0.2 * shift * r])
+        k = rings.spread(a, t)
+        free = k < MAX_SPREAD
+        assert np.all(strain(a, t, k)[free] <= MAX_STRAIN + 1e-9)
+        checked += free.sum()
+    assert checked > 100
+    # the first case needs the turn counted: spread for its shift alone, the strain stays above the bound
+    c, s_ = np.cos(np.radians(15)), np.sin(np.radians(15))
+    a = np.array([[c, -s_], [s_, c]])
+    t = rings.centre - rings.centre @ a.T + np.array([0.3 * r, 0.06 * r])
+    shift_only = rings.spread(np.eye(2), t + rings.centre @ a.T - rings.centre)
+    assert strain(a, t, shift_only).max() > 0.6
+
+
 def test_rings_spread_only_as_far_as_the_shift_needs(media, s9):
     """Small motion keeps the rings where they were (nothing changes for everyday use); a farther
     shift spreads them continuously, never by a jump a viewer would see."""
     rings = AnchorRings(s9.landmarks.xy, s9.size)
     rest = rings.points()[0]
-    assert np.array_equal(rings.points(rings.spread(np.array([20.0, -10.0])))[0], rest)
+    assert np.array_equal(rings.points(rings.spread(np.eye(2), np.array([20.0, -10.0])))[0], rest)
     shifts = np.linspace(0, 150, 301)[:, None] * np.array([[1.0, 0.3]])
-    spreads = np.array([rings.spread(d) for d in shifts])
+    spreads = np.array([rings.spread(np.eye(2), d) for d in shifts])
     assert spreads.min() == 1.0 and spreads.max() > 2.0
     assert np.all(np.diff(spreads, axis=0) >= 0)
     positions = np.array([rings.points(k)[0] for k in spreads])
