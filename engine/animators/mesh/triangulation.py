@@ -32,12 +32,13 @@ EYES = ((RIGHT_EYE_UPPER, RIGHT_EYE_LOWER, 468), (LEFT_EYE_UPPER, LEFT_EYE_LOWER
 # Scale of each anchor ring about the face centre at rest, and how much of the head's motion it follows.
 RING_SCALES = (1.25, 1.6, 2.0)
 RING_WEIGHTS = (0.9, 0.45, 0.0)
-# How much the head's shift may stretch or squeeze what lies between two rings (hair, neck), per unit
-# of length. Neighbouring rings whose weights differ by dw, a gap g apart, differ in motion by dw * shift:
-# at rest the rings absorb a shift of 0.39 of the face's radius (dw / g = 0.45 / 0.35 between the inner
-# two); a farther one spreads them (up to MAX_SPREAD times their resting gaps) instead of folding the
-# hair over itself, or pushing the face past the fixed ring, where it was cut off (d12 on s10: the
-# head shifts by up to half the face's width, past the fixed ring in 23 of 183 frames).
+# How much the head's motion may stretch, squeeze or shear what lies between two rings (hair, neck),
+# per unit of length. Neighbouring rings whose weights differ by dw, a gap g apart, differ in motion by
+# dw * shift: at rest the rings absorb a shift of 0.39 of the face's radius (dw / g = 0.45 / 0.35
+# between the inner two), less when the head also turns. Beyond, they spread (up to MAX_SPREAD times
+# their resting gaps; ``AnchorRings.spread``) instead of folding the hair over itself, shearing it
+# sideways, or pushing the face past the fixed ring, where it was cut off (d12 on s10: the head shifts
+# by up to half the face's width, past the fixed ring in 23 of 183 frames).
 MAX_STRAIN = 0.5
 MAX_SPREAD = 3.0
 # Anchors that would lie off the image stay on its border. There they may move out, past it (hair
