@@ -87,7 +87,7 @@ class MeshAnimator(Animator):
         self._src = xy
         self._rings = AnchorRings(xy, (w, h))
         rings = self._rings.points()[0]  # at rest: where the triangles' orientation is read
-        self._src_all = np.concatenate([xy[:NUM_MESH_POINTS], rings])
+        src_all = np.concatenate([xy[:NUM_MESH_POINTS], rings])
 
         topo = topology()
         tris, kinds = topo.triangles, topo.kinds
@@ -97,7 +97,7 @@ class MeshAnimator(Animator):
         order = np.argsort(-depth, kind="stable")  # far first, near last (rings first of all)
         self._tris = np.ascontiguousarray(tris[order])
         kinds = kinds[order]
-        st = self._src_all[self._tris]
+        st = src_all[self._tris]
         det = ((st[:, 1, 0] - st[:, 0, 0]) * (st[:, 2, 1] - st[:, 0, 1])
                - (st[:, 1, 1] - st[:, 0, 1]) * (st[:, 2, 0] - st[:, 0, 0]))
         sign = np.sign(det)
@@ -114,9 +114,9 @@ class MeshAnimator(Animator):
 
         # the grid's step is set by the region that moves at rest (bounded by the fixed ring), and kept
         # when the rings spread: a step changing from frame to frame would show
-        x0, y0, x1, y1 = self._moving_region(self._src_all, 1)
+        x0, y0, x1, y1 = self._moving_region(src_all, 1)
         self._step = choose_step(x1 - x0, y1 - y0, self.min_step)
-        self._roi = self._moving_region(self._src_all, self._step)
+        self._roi = self._moving_region(src_all, self._step)
         self._grid = identity_grid(self._roi, self._step)
         self._layers = PersonLayers.split(image, person_mask(image), xy[list(oval_order())])
         self._palette = mouth.palette_from(image, xy)

@@ -128,21 +128,21 @@ def topology() -> MeshTopology:
 class AnchorRings:
     """The anchor rings around one portrait's face oval. Ring ``i`` lies along each ray from the face
     centre through an oval point, at ``1 + (RING_SCALES[i] - 1) * spread`` times the oval point's
-    distance; ``spread`` is 1 at rest and grows, per ray, with the head's shift (``for_motion``)."""
+    distance; ``spread`` is 1 at rest and grows, per ray, with the head's motion (``spread``)."""
 
     def __init__(self, face_xy: np.ndarray, image_size: tuple[int, int]):
         self.oval = face_xy[list(oval_order())].astype(np.float64)
         self.centre = self.oval.mean(axis=0)
-        self.radius = np.maximum(np.linalg.norm(self.oval - self.centre, axis=1), 1e-6)  # per ray
+        self.rays = self.oval - self.centre  # (N, 2): centre to each oval point
+        self.radius = np.maximum(np.linalg.norm(self.rays, axis=1), 1e-6)
         self.image_size = image_size
         self.fade = max(BORDER_FADE * np.ptp(self.oval[:, 0]), 1.0)
         w, h = image_size
-        ray = self.oval - self.centre
         with np.errstate(divide="ignore", invalid="ignore"):
-            room = np.where(ray > 0, (np.array([w - 1, h - 1]) - self.centre) / ray,
-                            np.where(ray < 0, -self.centre / ray, np.inf))
+            room = np.where(self.rays > 0, (np.array([w - 1, h - 1]) - self.centre) / self.rays,
+                            np.where(self.rays < 0, -self.centre / self.rays, np.inf))
         self._leaves = room.min(axis=1)  # the scale at which each ray leaves the image
-        self._rest = None
+        self._rest = None  # points() at spread 1, worked out once
         self._rest = self.points(1.0)
 
     def spread(self, a: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -159,11 +159,10 @@ class AnchorRings:
         strain stays above g however far the rings spread (|q| >= g dS |u|) takes ``MAX_SPREAD``."""
         m = a - np.eye(2)
         shift = self.centre @ a.T + t - self.centre
-        u = self.oval - self.centre  # (N, 2)
-        mu = u @ m.T
+        mu = self.rays @ m.T
         scales = np.array((1.0,) + RING_SCALES)
         weights = np.array((1.0,) + RING_WEIGHTS)
-        need = np.ones(len(u))
+        need = np.ones(len(self.rays))
         for i in range(len(RING_SCALES)):
             dw = weights[i + 1] - weights[i]
             beta = weights[i + 1] * (scales[i + 1] - 1) - weights[i] * (scales[i] - 1)
@@ -197,15 +196,15 @@ class AnchorRings:
         for k in range(len(RING_SCALES)):  # segment k of the profile, between knots k and k + 1
             lo, hi = knots[k], knots[k + 1]
             on = (at >= lo) & (at <= hi)
-            u = (at - lo) / np.maximum(hi - lo, 1e-9)
-            weights = np.where(on, values[k] + u * (values[k + 1] - values[k]), weights)
-        unclipped = (self.centre + scale[..., None] * (self.oval - self.centre)).reshape(-1, 2)
+            frac = (at - lo) / np.maximum(hi - lo, 1e-9)
+            weights = np.where(on, values[k] + frac * (values[k + 1] - values[k]), weights)
+        unclipped = (self.centre + scale[..., None] * self.rays).reshape(-1, 2)
         clipped = np.stack([np.clip(unclipped[:, 0], 0, w - 1), np.clip(unclipped[:, 1], 0, h - 1)], axis=1)
         return clipped, unclipped, weights.reshape(-1)
 
     def for_motion(self, a: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(source points, target points) of the rings for the head's similarity ``x -> a x + t``:
-        each ring follows it by its weight, spread as far as the head's shift needs, and never moves
+        each ring follows it by its weight, spread as far as the head's motion needs, and never moves
         in from the image's border (``BORDER_FADE``)."""
         src, unclipped, weights = self.points(self.spread(a, t))
         move = weights[:, None] * (src @ a.T + t - src)
