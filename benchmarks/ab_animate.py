@@ -1,6 +1,6 @@
 """The animate stage of two builds, timed in one process on the same frames, alternately.
 
-    python benchmarks/ab_animate.py --base REV [--source s42] [--driving d9] [--frames 300] [--size 720]
+    python benchmarks/ab_animate.py --base REV [--source s42] [--driving d9] [--frames 300] [--full-size]
 
 `puppetcam bench` run twice on these VMs drifts by more than most engine changes are worth (the same
 build's s42 took 13.9-18.6 ms a frame in three runs of one afternoon). Here the mesh animator of git
@@ -29,8 +29,8 @@ import numpy as np  # noqa: E402
 
 from engine.animators.mesh import MeshAnimator  # noqa: E402
 from engine.capture import VideoFileSource  # noqa: E402
-from engine.compositing import Compositor, CompositorSettings  # noqa: E402
-from engine.pipeline import Pipeline  # noqa: E402
+from engine.compositing import CompositorSettings  # noqa: E402
+from engine.pipeline import Pipeline, PipelineSettings  # noqa: E402
 from engine.portrait import load_portrait  # noqa: E402
 
 
@@ -62,18 +62,19 @@ def main(argv=None) -> int:
     ap.add_argument("--source", default="s42")
     ap.add_argument("--driving", default="d9")
     ap.add_argument("--frames", type=int, default=300)
-    ap.add_argument("--size", type=int, default=720, help="fit the portrait as a 1280x720 output would (0: full size)")
+    ap.add_argument("--full-size", action="store_true",
+                    help="animate the portrait at its own size (default: fitted to a 1280x720 output, as bench does)")
     args = ap.parse_args(argv)
     media = Path(args.media)
     with tempfile.TemporaryDirectory() as tmp:
         BaseAnimator, base_load, BaseKeypoints, BaseFace = import_base(args.base, Path(tmp))
         source = media / "sources" / f"{args.source}.jpg"
-        portrait, base_portrait = load_portrait(source), base_load(source)
-        if args.size:
-            _, _, w, h = Compositor(CompositorSettings(output_size=(1280, 720))).fit_rect(portrait.size)
-            if w < portrait.size[0]:
-                portrait, base_portrait = portrait.resized((w, h)), base_portrait.resized((w, h))
-        pipeline = Pipeline(MeshAnimator(), portrait)
+        output = None if args.full_size else (1280, 720)
+        pipeline = Pipeline(MeshAnimator(), load_portrait(source),
+                            PipelineSettings(compositor=CompositorSettings(output_size=output)))
+        portrait, base_portrait = pipeline.portrait, base_load(source)  # the pipeline fits it to the output
+        if base_portrait.size != portrait.size:
+            base_portrait = base_portrait.resized(portrait.size)
         recorded = []  # (driving face, target keypoints)
         for frame in VideoFileSource(media / "driving" / f"{args.driving}.mp4"):
             result = pipeline.process(frame)
