@@ -41,6 +41,10 @@ RING_WEIGHTS = (0.9, 0.45, 0.0)
 # by up to half the face's width, past the fixed ring in 23 of 183 frames).
 MAX_STRAIN = 0.5
 MAX_SPREAD = 3.0
+# The weight profile along a ray from the face's centre: the oval (scale 1) follows the head fully,
+# then each ring by its weight, at its resting scale.
+_PROFILE_SCALES = np.array((1.0,) + RING_SCALES)
+_PROFILE_WEIGHTS = np.array((1.0,) + RING_WEIGHTS)
 # Anchors that would lie off the image stay on its border. There they may move out, past it (hair
 # a head takes towards the border leaves the picture instead of piling up against it: d12 on s42),
 # never in (the border would then show what lies off the picture). Within this fraction of the face's
@@ -160,8 +164,7 @@ class AnchorRings:
         m = a - np.eye(2)
         shift = self.centre @ a.T + t - self.centre
         mu = self.rays @ m.T
-        scales = np.array((1.0,) + RING_SCALES)
-        weights = np.array((1.0,) + RING_WEIGHTS)
+        scales, weights = _PROFILE_SCALES, _PROFILE_WEIGHTS
         need = np.ones(len(self.rays))
         for i in range(len(RING_SCALES)):
             dw = weights[i + 1] - weights[i]
@@ -190,7 +193,7 @@ class AnchorRings:
         # the weight profile along each ray: 1 on the oval, each ring's weight at its scale, linear in
         # between, read at the ring's scale or, beyond the border, where the ray leaves the image
         knots = np.concatenate([np.ones((1, len(spread))), scale])  # (4, N)
-        values = (1.0,) + RING_WEIGHTS
+        values = _PROFILE_WEIGHTS
         at = np.clip(np.minimum(scale, self._leaves), 1.0, None)  # (3, N)
         weights = np.zeros_like(scale)
         for k in range(len(RING_SCALES)):  # segment k of the profile, between knots k and k + 1

@@ -342,7 +342,7 @@ def test_a_turned_cheek_is_refined_exactly_with_no_specks_from_beneath(s42, monk
     from engine.animators.mesh import warp as warp_mod
 
     animator = MeshAnimator(gaze=False)
-    kp = animator.set_source(s42)
+    animator.set_source(s42)
     pts = np.asarray(s42.landmarks.points, np.float64)
     centre = pts[:NUM_MESH_POINTS].mean(axis=0)
     a = np.radians(30.0)
