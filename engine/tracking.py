@@ -19,6 +19,26 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Face Mesh works on a downscaled copy of huge images; landmarks come back in full-resolution pixels.
 MAX_TRACKING_SIDE = 1280
 
+# A Face Mesh landmark (NormalizedLandmark: x, y, z set) serialises to 17 bytes: its tag (0x0a) and
+# length (15), then x, y and z, each a tag (0x0d, 0x15, 0x1d) and a little-endian float32.
+_RECORD_TAGS = {0: 0x0A, 1: 0x0F, 2: 0x0D, 7: 0x15, 12: 0x1D}
+_RECORD_FLOATS = np.r_[3:7, 8:12, 13:17]
+
+
+def landmark_array(landmarks) -> np.ndarray:
+    """(N, 3) float64 x, y, z of a MediaPipe ``NormalizedLandmarkList``.
+
+    Read from its serialised bytes where they have the layout above (0.03 ms for 478 points; reading
+    1434 attributes from Python took 0.28 ms a frame); attribute by attribute otherwise (a landmark
+    with visibility or presence set, a field left unset)."""
+    raw = np.frombuffer(landmarks.SerializeToString(), np.uint8)
+    n = len(landmarks.landmark)
+    if n and raw.size == 17 * n:
+        records = raw.reshape(n, 17)
+        if all(np.all(records[:, col] == tag) for col, tag in _RECORD_TAGS.items()):
+            return records[:, _RECORD_FLOATS].copy().view("<f4").astype(np.float64)
+    return np.array([(p.x, p.y, p.z) for p in landmarks.landmark], dtype=np.float64).reshape(-1, 3)
+
 
 @dataclass(frozen=True)
 class FaceLandmarks:
@@ -90,8 +110,7 @@ class FaceTracker:
             if self._filter is not None:
                 self._filter.reset()
             return NoFace((w, h))
-        lm = result.multi_face_landmarks[0].landmark
-        pts = np.array([(p.x, p.y, p.z) for p in lm], dtype=np.float64)
+        pts = landmark_array(result.multi_face_landmarks[0])
         pts *= (w, h, w)
         if self._filter is not None and t is not None:
             pts = self._filter(pts, t)

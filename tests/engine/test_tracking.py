@@ -5,7 +5,7 @@ from engine.capture import VideoFileSource
 from engine.face_regions import RIGHT_EYE_EAR, aspect_ratio
 from engine.filters import OneEuroSettings
 from engine.portrait import read_image
-from engine.tracking import FaceLandmarks, FaceTracker, NoFace
+from engine.tracking import FaceLandmarks, FaceTracker, NoFace, landmark_array
 
 
 def test_portrait_landmarks_are_in_pixels_and_inside_the_face(media):
@@ -50,3 +50,26 @@ def test_one_euro_smoothing_reduces_driving_jitter(media):
     raw = _landmark_speed(media, None)
     smooth = _landmark_speed(media, OneEuroSettings())
     assert smooth < 0.8 * raw
+
+
+def test_landmarks_read_from_bytes_equal_their_attributes(media):
+    """landmark_array's fast path (the serialised floats) gives exactly what the attributes say, and
+    a list of another layout (visibility set on a point, a zero left unset) falls back correctly."""
+    import mediapipe as mp
+    from mediapipe.framework.formats import landmark_pb2
+
+    image = read_image(media / "sources" / "s42.jpg")
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True) as mesh:
+        landmarks = mesh.process(image).multi_face_landmarks[0]
+    by_attribute = np.array([(p.x, p.y, p.z) for p in landmarks.landmark], np.float64)
+    assert by_attribute.shape == (478, 3)
+    np.testing.assert_array_equal(landmark_array(landmarks), by_attribute)
+
+    other = landmark_pb2.NormalizedLandmarkList()
+    other.CopyFrom(landmarks)
+    other.landmark[5].visibility = 0.9  # 5 more bytes on one record
+    other.landmark[7].ClearField("z")  # 5 fewer on another: same total, other layout
+    expected = by_attribute.copy()
+    expected[7, 2] = 0.0
+    np.testing.assert_array_equal(landmark_array(other), expected)
+    assert landmark_array(landmark_pb2.NormalizedLandmarkList()).shape == (0, 3)
