@@ -382,6 +382,43 @@ def _close_eyes(xy: np.ndarray, amount: float = 1.0) -> np.ndarray:
     return out
 
 
+def _iris_centre(image: np.ndarray, portrait) -> np.ndarray:
+    """Centroid (x, y) of the darkest pixels (the pupil) inside the portrait's right eye contour."""
+    from engine.face_regions import RIGHT_EYE_LOWER, RIGHT_EYE_UPPER
+
+    contour = portrait.landmarks.xy[list(RIGHT_EYE_UPPER) + list(RIGHT_EYE_LOWER[::-1])]
+    inside = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(inside, [np.round(contour).astype(np.int32)], 1)
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(float)
+    dark = (inside > 0) & (gray < np.percentile(gray[inside > 0], 10))
+    ys, xs = np.nonzero(dark)
+    return np.array([xs.mean(), ys.mean()])
+
+
+def test_gaze_moves_the_iris_inside_a_still_eye(s42):
+    """Irises that move with the eye contour still: the eye's interior (iris) moves by about as much,
+    nothing outside the eyes changes; with gaze off the eye stays as it was."""
+    from engine.face_regions import IRISES
+
+    width = np.ptp(s42.landmarks.xy[[33, 133], 0])
+    offset = np.array([0.12 * width, 0.0])
+    looks = {}
+    for gaze in (True, False):
+        animator = MeshAnimator(gaze=gaze)
+        kp = animator.set_source(s42)
+        value = kp.value.copy()
+        value[list(IRISES)] += offset.astype(np.float32)
+        looks[gaze] = animator.render(Keypoints(value))
+    moved = _iris_centre(looks[True], s42) - _iris_centre(s42.image, s42)
+    assert 0.7 * offset[0] < moved[0] < 1.3 * offset[0] and abs(moved[1]) < 0.15 * offset[0]
+    assert np.abs(_iris_centre(looks[False], s42) - _iris_centre(s42.image, s42)).max() < 0.5
+    x0, y0, x1, y1 = FaceLandmarks(s42.landmarks.points[[33, 133, 159, 145, 263, 362, 386, 374]],
+                                   s42.size).bbox()
+    outside = np.ones(s42.image.shape[:2], bool)
+    outside[int(y0) - 3:int(y1) + 4, int(x0) - 3:int(x1) + 4] = False
+    assert np.abs(looks[True].astype(int) - s42.image)[outside].max() <= 1
+
+
 def test_lids_close_upper_onto_lower_and_do_not_cross():
     from engine.animators.mesh import eyes
     from engine.animators.mesh.triangulation import EYES
