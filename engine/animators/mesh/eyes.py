@@ -31,6 +31,14 @@ CLOSE_START, CLOSE_FULL = 0.45, 0.2
 # Portrait closedness (1 - target gap / source gap) over which the interior fades to eyelid skin.
 FADE_START, FADE_FULL = 0.55, 0.9
 LASH_WIDTH = 0.04  # lash line thickness, fraction of the eye width
+# The visible lower lid margin can lie below Face Mesh's lower-lid landmarks (painted eyes especially:
+# s4, s7, s10 show up to 0.15 eye widths of white under them). Looked for this far below each landmark,
+# in steps: sclera is what is lighter than the skin under the eye and less coloured (saturation under
+# ``SCLERA_SATURATION`` of the skin's). Where the portrait has no colour (a black-and-white photo)
+# sclera and a lit lid rim cannot be told apart, and nothing is found.
+MARGIN_SEARCH, MARGIN_STEPS = 0.16, 17
+SCLERA_LIGHTER, SCLERA_SATURATION = 10.0, 0.6
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def _axis(pts: np.ndarray, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
@@ -142,6 +150,7 @@ class EyeColours:
     skin: np.ndarray  # (2, 3) RGB float, upper-lid skin per eye
     lash: np.ndarray  # (2, 3) RGB float, lash line per eye
     src_gap: np.ndarray  # (2,) the portrait's mean lid gap (px) over the middle pairs
+    margin: np.ndarray  # (2, points per lid): the visible lower lid margin below each lower-lid point (eye widths)
 
 
 def _middle_gap(pts: np.ndarray, upper, lower) -> float:
@@ -149,11 +158,33 @@ def _middle_gap(pts: np.ndarray, upper, lower) -> float:
     return float(((pts[list(lower[2:-2])] - pts[list(upper[2:-2])]) @ n).mean())
 
 
+def lower_margin(image: np.ndarray, pts: np.ndarray, lower, n: np.ndarray, width: float,
+                 skin: np.ndarray) -> np.ndarray:
+    """Per lower-lid point: how far below it (eye widths) the visible lid margin lies: the end of the
+    run of sclera-like samples starting at the landmark (``MARGIN_SEARCH``); 0 where there is none.
+    ``image``: the portrait (RGB float32, lightly blurred); ``skin``: the skin under the eye (RGB)."""
+    f = np.linspace(0.0, MARGIN_SEARCH, MARGIN_STEPS)
+    q = (pts[list(lower)][:, None, :] + f[None, :, None] * width * n).astype(np.float32)
+    rgb = cv2.remap(image, q[..., 0], q[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    def saturation(c):
+        return (c.max(axis=-1) - c.min(axis=-1)) / np.maximum(c.max(axis=-1), 1.0)
+
+    sclera = ((rgb @ LUMA > skin @ LUMA + SCLERA_LIGHTER)
+              & (saturation(rgb) < SCLERA_SATURATION * saturation(skin)))
+    run = np.cumprod(sclera, axis=1)  # sclera from the landmark down, unbroken
+    depth = f[np.maximum(run.sum(axis=1) - 1, 0)] * (run[:, 0] > 0)
+    padded = np.pad(depth, 1, mode="edge")
+    return 0.25 * padded[:-2] + 0.5 * padded[1:-1] + 0.25 * padded[2:]
+
+
 def colours_from(image: np.ndarray, pts: np.ndarray) -> EyeColours:
-    """Eyelid skin (above the upper lid, below the crease) and lash colours of the portrait."""
+    """Eyelid skin (above the upper lid, below the crease) and lash colours of the portrait, and
+    where its visible lower lid margins lie (``lower_margin``)."""
     h, w = image.shape[:2]
     img = image.astype(np.float64)
-    skins, lashes, gaps = [], [], []
+    blurred = cv2.GaussianBlur(image.astype(np.float32), (0, 0), 0.7)
+    skins, lashes, gaps, margins = [], [], [], []
     for upper, lower, _ in EYES:
         n = down_normal(pts, upper[0], upper[-1])
         width = np.hypot(*(pts[upper[-1]] - pts[upper[0]]))
@@ -181,7 +212,8 @@ def colours_from(image: np.ndarray, pts: np.ndarray) -> EyeColours:
         lashes.append(np.minimum(darkest, 0.5 * skin))
         skins.append(skin)
         gaps.append(max(_middle_gap(pts, upper, lower), 1e-3))
-    return EyeColours(np.array(skins), np.array(lashes), np.array(gaps))
+        margins.append(lower_margin(blurred, pts, lower, n, width, np.median(np.concatenate(below), axis=0)))
+    return EyeColours(np.array(skins), np.array(lashes), np.array(gaps), np.array(margins))
 
 
 def closedness(pts: np.ndarray, colours: EyeColours) -> np.ndarray:
@@ -214,6 +246,9 @@ def paint_closed(out: np.ndarray, pts: np.ndarray, colours: EyeColours, src_mapp
         if src_mapped is not None:
             swept = np.maximum((up - src_mapped[list(upper)]) @ n, 0.0)
         top = up - swept[:, None] * n
+        # the closed lid comes down to the visible lower margin, covering any sclera above it
+        margin = colours.margin[k] * width
+        lo = lo + margin[:, None] * n
         poly = np.concatenate([up, lo[::-1][1:-1]])
         allp = np.concatenate([poly, top])
         x0, y0 = np.floor(allp.min(axis=0) - thick - 2).astype(int)
@@ -236,9 +271,8 @@ def paint_closed(out: np.ndarray, pts: np.ndarray, colours: EyeColours, src_mapp
                 band = np.concatenate([up, (up - frac * swept[:, None] * n)[::-1]])
                 skin_mask = np.maximum(skin_mask, fill(band) * (1.15 - frac))
         lash = np.zeros(size, np.uint8)
-        # centred a little below the closed lid line: it covers the sliver of sclera the lower-lid
-        # landmarks leave between themselves and the visible lid edge
-        line = np.round((up + 0.5 * thick * n - org) * scale).astype(np.int32)
+        # centred a little below the closed lid line, at the visible margin (its lid point's pair)
+        line = np.round((up + (margin + 0.5 * thick)[:, None] * n - org) * scale).astype(np.int32)
         cv2.polylines(lash, [line], False, 255, max(1, int(round(thick))), cv2.LINE_AA, shift)
         m_in = (np.minimum(skin_mask, 1.0) * a)[..., None]
         m_lash = (lash.astype(np.float32) / 255.0 * (0.8 * a))[..., None]
