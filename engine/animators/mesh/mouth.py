@@ -72,7 +72,10 @@ def palette_from(image: np.ndarray, pts: np.ndarray) -> MouthPalette:
     skin = image[sk[:, 1], sk[:, 0]].reshape(-1, 3).astype(np.float64).mean(axis=0)
     cavity = 0.22 * lip + np.array([6.0, 2.0, 2.0])
     brightness = float(skin.mean())
-    teeth = np.array([232.0, 226.0, 212.0]) * np.clip(0.45 + brightness / 255.0, 0.5, 1.0)
+    # teeth take half the skin's tint (the portrait's light and varnish): plain off-white read as
+    # blue-grey against warm skin and lips (s4, s12), and as chalk on the Mona Lisa's yellowed face
+    tint = 1.0 + 0.5 * (skin / max(brightness, 1.0) - 1.0)
+    teeth = 223.0 * tint * np.clip(0.45 + brightness / 255.0, 0.5, 1.0)
     tongue = TONGUE_SHADE * lip + np.array([8.0, 0.0, 0.0]) * (lip.std() > 4)  # a touch redder, not on grey
     return MouthPalette(cavity=cavity, teeth=teeth, tongue=tongue)
 

@@ -199,6 +199,16 @@ def test_rings_spread_only_as_far_as_the_shift_needs(media, s9):
     assert np.abs(np.diff(positions, axis=0)).max() < 2.0  # px per 0.5 px of shift
 
 
+def test_teeth_take_the_portraits_tint(media, s9):
+    """Teeth lit like the face around them: ivory on the Mona Lisa's yellowed varnish, neutral grey
+    on a black-and-white photo (s2), never brighter than white."""
+    warm = mouth_mod.palette_from(s9.image, s9.landmarks.xy.astype(float)).teeth
+    s2 = load_portrait(media / "sources" / "s2.jpg")
+    grey = mouth_mod.palette_from(s2.image, s2.landmarks.xy.astype(float)).teeth
+    assert warm[0] - warm[2] > 40 and warm.max() <= 255
+    assert np.ptp(grey) < 3 and grey.min() > 150
+
+
 def test_wider_mouth_draws_a_dark_cavity_not_stretched_lips(s42):
     animator = MeshAnimator()
     kp = animator.set_source(s42)
