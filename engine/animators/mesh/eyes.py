@@ -30,7 +30,8 @@ from engine.animators.mesh.triangulation import EYES
 CLOSE_START, CLOSE_FULL = 0.45, 0.2
 # Portrait closedness (1 - target gap / source gap) over which the interior fades to eyelid skin.
 FADE_START, FADE_FULL = 0.55, 0.9
-LASH_WIDTH = 0.04  # lash line thickness, fraction of the eye width
+LASH_WIDTH = 0.04  # lash line thickness in its middle, fraction of the eye width
+LASH_TAPER = 0.3  # its thickness at the corners, of the middle's
 # The visible lower lid margin can lie below Face Mesh's lower-lid landmarks (painted eyes especially:
 # s4, s7, s10 show up to 0.15 eye widths of white under them). Looked for this far below each landmark,
 # in steps: sclera is what is lighter than the skin under the eye and less coloured (saturation under
@@ -270,12 +271,14 @@ def paint_closed(out: np.ndarray, pts: np.ndarray, colours: EyeColours, src_mapp
             for frac in (0.35, 0.65, 1.0):
                 band = np.concatenate([up, (up - frac * swept[:, None] * n)[::-1]])
                 skin_mask = np.maximum(skin_mask, fill(band) * (1.15 - frac))
-        lash = np.zeros(size, np.uint8)
-        # centred a little below the closed lid line, at the visible margin (its lid point's pair)
-        line = np.round((up + (margin + 0.5 * thick)[:, None] * n - org) * scale).astype(np.int32)
-        cv2.polylines(lash, [line], False, 255, max(1, int(round(thick))), cv2.LINE_AA, shift)
+        # centred a little below the closed lid line, at the visible margin (its lid point's pair);
+        # thickest in the middle, tapering towards the corners as real lashes do
+        along = np.linspace(0.0, 1.0, len(up))
+        half = 0.5 * thick * (LASH_TAPER + (1 - LASH_TAPER) * np.sin(np.pi * along))
+        centre = up + (margin + 0.5 * thick)[:, None] * n
+        m_lash = (fill(np.concatenate([centre - half[:, None] * n, (centre + half[:, None] * n)[::-1]]))
+                  * (0.8 * a))[..., None]
         m_in = (np.minimum(skin_mask, 1.0) * a)[..., None]
-        m_lash = (lash.astype(np.float32) / 255.0 * (0.8 * a))[..., None]
         crop = out[y0:y1, x0:x1].astype(np.float32)
         crop = crop * (1 - m_in) + colours.skin[k].astype(np.float32) * m_in
         crop = crop * (1 - m_lash) + colours.lash[k].astype(np.float32) * m_lash

@@ -525,6 +525,31 @@ def test_a_closed_eye_covers_the_white_under_the_lower_lid_landmarks(media):
     assert sclera(out) < 0.2 * sclera(s7.image)
 
 
+def test_the_closed_lash_line_tapers_towards_the_corners(s42):
+    """On a plain image, the lash line drawn along a shut eye is thickest in its middle and thinner
+    towards the corners, as lashes are (a line of one width reads as drawn on). s42 at 3x, so that
+    the line is several pixels thick."""
+    from engine.animators.mesh import eyes
+    from engine.animators.mesh.triangulation import EYES
+
+    big = s42.resized((1536, 1536))
+    pts = big.landmarks.xy.astype(float).copy()
+    upper, lower, _ = EYES[1]
+    pts[list(upper[1:-1])] = pts[list(lower[1:-1])]  # shut
+    colours = eyes.colours_from(big.image, big.landmarks.xy.astype(float))
+    plain = np.full_like(big.image, 200)
+    eyes.paint_closed(plain, pts, colours)
+    # per image column, how many pixels' worth of lash colour it holds
+    ink = np.clip(200 - plain.mean(axis=2), 0, None) / (200 - colours.lash[1].mean())
+    x0, x1 = sorted((pts[upper[0], 0], pts[upper[-1], 0]))
+
+    def thickness(fraction):
+        return float(ink[:, int(round(x0 + fraction * (x1 - x0)))].sum())
+
+    assert thickness(0.5) > 4
+    assert thickness(0.1) < 0.8 * thickness(0.5) and thickness(0.9) < 0.8 * thickness(0.5)
+
+
 def _open_mouth(xy: np.ndarray, px: float) -> np.ndarray:
     """A 'driver' whose jaw drops ``px`` pixels: lower lip and chin down, upper lip still."""
     out = xy.copy()
