@@ -101,7 +101,7 @@ def test_landmark_filter_reset_and_non_face_shapes():
 
 def _similarity_residual(shape: np.ndarray, moved: np.ndarray) -> float:
     """Largest distance between ``moved`` and the best 2-D similarity image of ``shape``."""
-    from engine.animators.mesh.animator import fit_similarity
+    from engine.animators.mesh.similarity import fit_similarity
 
     a, t = fit_similarity(shape, moved)
     return float(np.abs(shape @ a.T + t - moved).max())

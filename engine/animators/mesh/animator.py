@@ -29,6 +29,7 @@ from engine.animators.mesh import eyes, mouth
 from engine.animators.mesh.triangulation import (
     EYE_INTERIOR, EYES, FACE, NUM_MESH_POINTS, RING, AnchorRings, oval_order, topology)
 from engine.animators.mesh.background import PersonLayers
+from engine.animators.mesh.similarity import fit_similarity
 from engine.animators.mesh.warp import choose_step, dense_map, identity_grid, rasterize
 from engine.face_regions import RIGID
 from engine.motion import Keypoints
@@ -37,23 +38,6 @@ from engine.segmentation import person_mask
 from engine.tracking import FaceLandmarks
 
 RIGID_IDX = np.array(RIGID)
-
-
-def fit_similarity(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares similarity (Umeyama) with dst ≈ src @ A.T + t; identity if degenerate."""
-    ms, md = src.mean(axis=0), dst.mean(axis=0)
-    s0, d0 = src - ms, dst - md
-    var = (s0 ** 2).sum()
-    if not np.isfinite(var) or var < 1e-9:
-        return np.eye(2), md - ms if np.all(np.isfinite(md - ms)) else np.zeros(2)
-    cov = d0.T @ s0 / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    d = np.sign(np.linalg.det(u @ vt)) or 1.0
-    dmat = np.diag([1.0, d])
-    r = u @ dmat @ vt
-    scale = (sig * np.diag(dmat)).sum() / (var / len(src))
-    a = scale * r
-    return a, md - ms @ a.T
 
 
 def _finite(points: np.ndarray, fallback: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from engine.animators.mesh.similarity import as_matrix, fit_similarity
 from engine.animators.mesh.triangulation import EYES
 
 # Driver openness (relative to its usual openness) at which the portrait's eye starts closing
@@ -152,11 +153,59 @@ class EyeColours:
     lash: np.ndarray  # (2, 3) RGB float, lash line per eye
     src_gap: np.ndarray  # (2,) the portrait's mean lid gap (px) over the middle pairs
     margin: np.ndarray  # (2, points per lid): the visible lower lid margin below each lower-lid point (eye widths)
+    src_lower: np.ndarray  # (2, points per lid, 2): the portrait's lower lids (with the corners)
+    outer_sclera: tuple  # per eye: OuterSclera, or None
 
 
 def _middle_gap(pts: np.ndarray, upper, lower) -> float:
     n = down_normal(pts, upper[0], upper[-1])
     return float(((pts[list(lower[2:-2])] - pts[list(upper[2:-2])]) @ n).mean())
+
+
+def _saturation(rgb: np.ndarray) -> np.ndarray:
+    return (rgb.max(axis=-1) - rgb.min(axis=-1)) / np.maximum(rgb.max(axis=-1), 1.0)
+
+
+def sclera_like(rgb: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """Which colours (..., 3) pass for sclera next to this skin: lighter and less coloured."""
+    return (rgb @ LUMA > skin @ LUMA + SCLERA_LIGHTER) & (_saturation(rgb) < SCLERA_SATURATION * _saturation(skin))
+
+
+@dataclass(frozen=True)
+class OuterSclera:
+    """Sclera a portrait shows outside its eye landmarks, and lid skin to cover it with."""
+
+    origin: tuple[int, int]  # (x0, y0) of the crop in the portrait
+    mask: np.ndarray  # (h, w) float32 0..1
+    skin: np.ndarray  # (h, w, 3) float32: the crop with the whole eye filled in from the skin around it
+
+
+def outer_sclera(image: np.ndarray, contour: np.ndarray, width: float, skin: np.ndarray) -> OuterSclera | None:
+    """The sclera the portrait shows outside its eye landmarks (``contour``): at a corner the
+    landmarks stop short of, or under the lower lid. Sclera-like pixels within ``MARGIN_SEARCH`` eye
+    widths of the contour that join up with sclera inside it (a highlight on the skin nearby does
+    not), softened by a pixel; the skin to cover it with is inpainted from around the whole eye (a
+    flat colour showed as a patch). None where there is none."""
+    h, w = image.shape[:2]
+    reach = max(2, int(np.ceil(MARGIN_SEARCH * width)))
+    x0, y0 = np.maximum(np.floor(contour.min(axis=0)).astype(int) - reach, 0)
+    x1, y1 = np.minimum(np.ceil(contour.max(axis=0)).astype(int) + reach + 1, [w, h])
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return None
+    inside = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(inside, [np.round(contour - [x0, y0]).astype(np.int32)], 1)
+    near = cv2.dilate(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1)))
+    white = sclera_like(image[y0:y1, x0:x1], skin) & (near > 0)
+    count, labels = cv2.connectedComponents(white.astype(np.uint8), connectivity=8)
+    joined = np.unique(labels[white & (inside > 0)])
+    outside = np.isin(labels, joined[joined > 0]) & (inside == 0)
+    if not outside.any():
+        return None
+    grown = cv2.dilate(outside.astype(np.uint8), np.ones((3, 3), np.uint8))
+    crop = np.clip(image[y0:y1, x0:x1], 0, 255).astype(np.uint8)
+    filled = cv2.inpaint(crop, np.maximum(grown, cv2.dilate(inside, np.ones((3, 3), np.uint8))), 3, cv2.INPAINT_TELEA)
+    return OuterSclera((int(x0), int(y0)), cv2.GaussianBlur(grown.astype(np.float32), (0, 0), 0.7),
+                       filled.astype(np.float32))
 
 
 def lower_margin(image: np.ndarray, pts: np.ndarray, lower, n: np.ndarray, width: float,
@@ -167,13 +216,7 @@ def lower_margin(image: np.ndarray, pts: np.ndarray, lower, n: np.ndarray, width
     f = np.linspace(0.0, MARGIN_SEARCH, MARGIN_STEPS)
     q = (pts[list(lower)][:, None, :] + f[None, :, None] * width * n).astype(np.float32)
     rgb = cv2.remap(image, q[..., 0], q[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-    def saturation(c):
-        return (c.max(axis=-1) - c.min(axis=-1)) / np.maximum(c.max(axis=-1), 1.0)
-
-    sclera = ((rgb @ LUMA > skin @ LUMA + SCLERA_LIGHTER)
-              & (saturation(rgb) < SCLERA_SATURATION * saturation(skin)))
-    run = np.cumprod(sclera, axis=1)  # sclera from the landmark down, unbroken
+    run = np.cumprod(sclera_like(rgb, skin), axis=1)  # sclera from the landmark down, unbroken
     depth = f[np.maximum(run.sum(axis=1) - 1, 0)] * (run[:, 0] > 0)
     padded = np.pad(depth, 1, mode="edge")
     return 0.25 * padded[:-2] + 0.5 * padded[1:-1] + 0.25 * padded[2:]
@@ -185,7 +228,7 @@ def colours_from(image: np.ndarray, pts: np.ndarray) -> EyeColours:
     h, w = image.shape[:2]
     img = image.astype(np.float64)
     blurred = cv2.GaussianBlur(image.astype(np.float32), (0, 0), 0.7)
-    skins, lashes, gaps, margins = [], [], [], []
+    skins, lashes, gaps, margins, outer = [], [], [], [], []
     for upper, lower, _ in EYES:
         n = down_normal(pts, upper[0], upper[-1])
         width = np.hypot(*(pts[upper[-1]] - pts[upper[0]]))
@@ -213,8 +256,11 @@ def colours_from(image: np.ndarray, pts: np.ndarray) -> EyeColours:
         lashes.append(np.minimum(darkest, 0.5 * skin))
         skins.append(skin)
         gaps.append(max(_middle_gap(pts, upper, lower), 1e-3))
-        margins.append(lower_margin(blurred, pts, lower, n, width, np.median(np.concatenate(below), axis=0)))
-    return EyeColours(np.array(skins), np.array(lashes), np.array(gaps), np.array(margins))
+        below_skin = np.median(np.concatenate(below), axis=0)
+        margins.append(lower_margin(blurred, pts, lower, n, width, below_skin))
+        outer.append(outer_sclera(blurred, pts[list(upper) + list(lower[::-1][1:-1])], width, below_skin))
+    return EyeColours(np.array(skins), np.array(lashes), np.array(gaps), np.array(margins),
+                      np.array([pts[list(lower)] for _, lower, _ in EYES]), tuple(outer))
 
 
 def closedness(pts: np.ndarray, colours: EyeColours) -> np.ndarray:
@@ -249,6 +295,7 @@ def paint_closed(out: np.ndarray, pts: np.ndarray, colours: EyeColours, src_mapp
         top = up - swept[:, None] * n
         # the closed lid comes down to the visible lower margin, covering any sclera above it
         margin = colours.margin[k] * width
+        lo_landmarks = lo
         lo = lo + margin[:, None] * n
         poly = np.concatenate([up, lo[::-1][1:-1]])
         allp = np.concatenate([poly, top])
@@ -266,6 +313,14 @@ def paint_closed(out: np.ndarray, pts: np.ndarray, colours: EyeColours, src_mapp
             return m.astype(np.float32) * (1.0 / 255.0)
 
         skin_mask = fill(poly)
+        outer = colours.outer_sclera[k]
+        if outer is not None:
+            # the sclera beyond the landmarks goes under inpainted skin, carried along with the lower
+            # lid (which hardly moves in a blink)
+            m = as_matrix(*fit_similarity(colours.src_lower[k], lo_landmarks))
+            m[:, 2] += m[:, :2] @ outer.origin - [x0, y0]
+            cover = (cv2.warpAffine(outer.mask, m, (size[1], size[0])) * a)[..., None]
+            outer_skin = cv2.warpAffine(outer.skin, m, (size[1], size[0]), borderMode=cv2.BORDER_REPLICATE)
         if np.any(swept > 0.5):
             # nested bands from the lid line upwards: opaque at the lid, fading out at the top
             for frac in (0.35, 0.65, 1.0):
@@ -280,6 +335,8 @@ def paint_closed(out: np.ndarray, pts: np.ndarray, colours: EyeColours, src_mapp
                   * (0.8 * a))[..., None]
         m_in = (np.minimum(skin_mask, 1.0) * a)[..., None]
         crop = out[y0:y1, x0:x1].astype(np.float32)
+        if outer is not None:
+            crop = crop * (1 - cover) + outer_skin * cover
         crop = crop * (1 - m_in) + colours.skin[k].astype(np.float32) * m_in
         crop = crop * (1 - m_lash) + colours.lash[k].astype(np.float32) * m_lash
         out[y0:y1, x0:x1] = np.clip(crop + 0.5, 0, 255).astype(np.uint8)

@@ -489,40 +489,43 @@ def test_a_closed_driver_eye_closes_the_portrait_eye_and_shows_lid_skin(s42):
     assert after > before + 40
 
 
-def test_a_closed_eye_covers_the_white_under_the_lower_lid_landmarks(media):
-    """s7 (a cartoon) shows a band of sclera below Face Mesh's lower-lid landmarks. Closed, the lid
-    must come down over it, not leave a white crescent under the lash line (the previous lid, closed
-    onto the landmarks: 177 of the portrait's 483 sclera pixels there stayed; now under a fifth)."""
-    from engine.animators.mesh.eyes import down_normal
+@pytest.mark.parametrize("name, eye", [("s7", 0), ("s10", 0), ("s10", 1)])
+def test_a_closed_eye_covers_the_white_the_landmarks_leave_out(media, name, eye):
+    """Painted eyes show sclera outside Face Mesh's eye contour: under the lower-lid landmarks (s7, a
+    cartoon) and beyond a corner (s10). Closed, the lid must cover it, not leave a white crescent
+    under the lash line or a white triangle at the corner. Counted around the eye (within 0.15 eye
+    widths outside the contour): lid closed onto the landmarks left 40-86 % of it (s7 eye 0: 261 of
+    649 pixels, s10: 152 of 242 and 128 of 176); now under a quarter."""
     from engine.animators.mesh.triangulation import EYES
 
-    s7 = load_portrait(media / "sources" / "s7.jpg")
+    portrait = load_portrait(media / "sources" / f"{name}.jpg")
     animator = MeshAnimator()
-    animator.set_source(s7)
-    xy = s7.landmarks.points.copy()
-    animator.driving_keypoints(None, FaceLandmarks(xy, s7.size))
-    upper, lower, _ = EYES[0]
+    animator.set_source(portrait)
+    xy = portrait.landmarks.points.copy()
+    animator.driving_keypoints(None, FaceLandmarks(xy, portrait.size))
+    upper, lower, _ = EYES[eye]
     shut = xy.copy()
     shut[list(upper[1:-1]), :2] = shut[list(lower[1:-1]), :2]
-    out = animator.render(animator.driving_keypoints(None, FaceLandmarks(shut, s7.size)))
+    out = animator.render(animator.driving_keypoints(None, FaceLandmarks(shut, portrait.size)))
 
-    pts = s7.landmarks.xy.astype(float)
-    n = down_normal(pts, upper[0], upper[-1])
+    pts = portrait.landmarks.xy.astype(float)
     width = np.hypot(*(pts[upper[-1]] - pts[upper[0]]))
-    band = np.concatenate([pts[list(lower)], (pts[list(lower)] + 0.12 * width * n)[::-1]])
     inside = np.zeros(out.shape[:2], np.uint8)
-    cv2.fillPoly(inside, [np.round(band).astype(np.int32)], 1)
-    skin = animator._eye_colours.skin[0]
+    cv2.fillPoly(inside, [np.round(pts[list(upper) + list(lower[::-1])]).astype(np.int32)], 1)
+    reach = int(np.ceil(0.15 * width))
+    near = cv2.dilate(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1)))
+    around = (near > 0) & (inside == 0)
+    skin = animator._eye_colours.skin[eye]
 
     def sclera(image):
         rgb = image.astype(np.float32)
         saturation = (rgb.max(axis=2) - rgb.min(axis=2)) / np.maximum(rgb.max(axis=2), 1)
         white = (rgb @ [0.299, 0.587, 0.114] > skin @ [0.299, 0.587, 0.114] + 10) & (
             saturation < 0.6 * (skin.max() - skin.min()) / skin.max())
-        return int((white & (inside > 0)).sum())
+        return int((white & around).sum())
 
-    assert sclera(s7.image) > 300
-    assert sclera(out) < 0.2 * sclera(s7.image)
+    assert sclera(portrait.image) > 150
+    assert sclera(out) < 0.25 * sclera(portrait.image)
 
 
 def test_the_closed_lash_line_tapers_towards_the_corners(s42):
