@@ -10,8 +10,12 @@ with three corrections:
   driver's own eyes is against its usual openness (scale-free) and ``close_lids`` completes the
   closing when the driver's eye is nearly shut.
 - **A closed eye shows eyelid skin.** As the lids meet, ``paint_closed`` fades the eye's interior
-  (iris, sclera) to eyelid skin sampled from the portrait's upper lid and draws a darker lash line
-  along the closed lid, so that people and the tracker alike read the eye as closed.
+  (iris, sclera) to eyelid skin sampled from the portrait's upper lid and draws a darker lash line,
+  tapering towards the corners, along the closed lid, so that people and the tracker alike read the
+  eye as closed. Painted eyes often show sclera outside Face Mesh's eye contour (under the lower-lid
+  landmarks, beyond a corner): the closed lid comes down to the visible lower margin
+  (``lower_margin``), and that sclera goes under skin inpainted from around the eye
+  (``outer_sclera``), or a white crescent or triangle would stay under the closed lid.
 
 Gaze: the irises are not in the warp mesh; the eye's interior is shifted by how far the target
 iris moves relative to its eye (``gaze_offsets``).
@@ -149,6 +153,8 @@ class BlinkState:
 
 @dataclass(frozen=True)
 class EyeColours:
+    """What a closing eye of this portrait is painted with, worked out once per portrait."""
+
     skin: np.ndarray  # (2, 3) RGB float, upper-lid skin per eye
     lash: np.ndarray  # (2, 3) RGB float, lash line per eye
     src_gap: np.ndarray  # (2,) the portrait's mean lid gap (px) over the middle pairs
@@ -299,8 +305,10 @@ def paint_closed(out: np.ndarray, pts: np.ndarray, colours: EyeColours, src_mapp
         lo = lo + margin[:, None] * n
         poly = np.concatenate([up, lo[::-1][1:-1]])
         allp = np.concatenate([poly, top])
-        x0, y0 = np.floor(allp.min(axis=0) - thick - 2).astype(int)
-        x1, y1 = np.ceil(allp.max(axis=0) + thick + 3).astype(int)
+        outer = colours.outer_sclera[k]
+        pad = thick + 2 + (MARGIN_SEARCH * width + 2 if outer is not None else 0)  # + the sclera beyond
+        x0, y0 = np.floor(allp.min(axis=0) - pad).astype(int)
+        x1, y1 = np.ceil(allp.max(axis=0) + pad + 1).astype(int)
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
         if x1 - x0 < 2 or y1 - y0 < 2:
             continue
@@ -313,7 +321,6 @@ def paint_closed(out: np.ndarray, pts: np.ndarray, colours: EyeColours, src_mapp
             return m.astype(np.float32) * (1.0 / 255.0)
 
         skin_mask = fill(poly)
-        outer = colours.outer_sclera[k]
         if outer is not None:
             # the sclera beyond the landmarks goes under inpainted skin, carried along with the lower
             # lid (which hardly moves in a blink)
