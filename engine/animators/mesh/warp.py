@@ -138,7 +138,7 @@ def rasterize(src_pts: np.ndarray, dst_pts: np.ndarray, triangles: np.ndarray, s
     # vertices sorted by y per triangle: top a, middle b, bottom c; a row crosses the long edge a-c
     # and one short edge (a-b above b, b-c below)
     order = np.argsort(tri[:, :, 1], axis=1, kind="stable")
-    a, b, c = (np.take_along_axis(tri, order[:, k, None, None], axis=1)[:, 0] for k in range(3))
+    a, b, c = np.moveaxis(tri.reshape(-1, 2)[order + 3 * np.arange(idx.size)[:, None]], 1, 0)
     ylo = np.maximum(np.ceil(a[:, 1] - 1e-6), 0).astype(np.int64)
     yhi = np.minimum(np.floor(c[:, 1] + 1e-6), gh - 1).astype(np.int64)
     nrows = np.maximum(yhi - ylo + 1, 0)
@@ -146,17 +146,18 @@ def rasterize(src_pts: np.ndarray, dst_pts: np.ndarray, triangles: np.ndarray, s
         long_slope = (c[:, 0] - a[:, 0]) / (c[:, 1] - a[:, 1])
         upper_slope = (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
         lower_slope = (c[:, 0] - b[:, 0]) / (c[:, 1] - b[:, 1])
-    # one entry per (triangle, grid row): the row's span inside the triangle
+    # one entry per (triangle, grid row): the row's span inside the triangle. What a row needs of
+    # its triangle is repeated out in one go (np.repeat: cheaper than gathering by index).
     r_t = np.repeat(np.arange(idx.size), nrows)
-    r_y = (np.arange(r_t.size) - np.repeat(np.cumsum(nrows) - nrows, nrows) + ylo[r_t]).astype(np.float64)
-    ra, rb, rc = a[r_t], b[r_t], c[r_t]
-    upper = (r_y < rb[:, 1]) | (rc[:, 1] == rb[:, 1])  # a flat bottom: the upper edge reaches it
+    r_y = (np.arange(r_t.size) + np.repeat(ylo - (np.cumsum(nrows) - nrows), nrows)).astype(np.float64)
+    ax_, ay_, bx_, by_, cy_, s_long, s_upper, s_lower = np.repeat(
+        np.stack([a[:, 0], a[:, 1], b[:, 0], b[:, 1], c[:, 1], long_slope, upper_slope, lower_slope]), nrows, axis=1)
+    upper = (r_y < by_) | (cy_ == by_)  # a flat bottom: the upper edge reaches it
     with np.errstate(invalid="ignore"):  # a zero-height edge's slope is nan; its rows are not used
-        x_long = ra[:, 0] + (r_y - ra[:, 1]) * long_slope[r_t]
-        x_short = np.where(upper, ra[:, 0] + (r_y - ra[:, 1]) * upper_slope[r_t],
-                           rb[:, 0] + (r_y - rb[:, 1]) * lower_slope[r_t])
+        x_long = ax_ + (r_y - ay_) * s_long
+        x_short = np.where(upper, ax_ + (r_y - ay_) * s_upper, bx_ + (r_y - by_) * s_lower)
     # rows only a rounding off the triangle, and zero-height triangles, have no span
-    inside = (r_y >= ra[:, 1] - 1e-9) & (r_y <= rc[:, 1] + 1e-9) & (rc[:, 1] > ra[:, 1])
+    inside = (r_y >= ay_ - 1e-9) & (r_y <= cy_ + 1e-9) & (cy_ > ay_)
     xl = np.where(inside, np.minimum(x_long, x_short), np.inf)
     xr = np.where(inside, np.maximum(x_long, x_short), -np.inf)
     x_lo = np.maximum(np.ceil(xl - 1e-4), 0)
@@ -171,14 +172,14 @@ def rasterize(src_pts: np.ndarray, dst_pts: np.ndarray, triangles: np.ndarray, s
     mr = m[idx[r_t]]
     ax, bx = mr[:, 0, 0], mr[:, 0, 1] * r_y + mr[:, 0, 2]
     ay, by = mr[:, 1, 0], mr[:, 1, 1] * r_y + mr[:, 1, 2]
+    # one entry per cell of a row's span, its row's values repeated out
     n = x_hi - x_lo + 1
-    c_r = np.repeat(np.arange(n.size), n)
-    px = np.arange(c_r.size) - np.repeat(np.cumsum(n) - n, n) + x_lo[c_r]
-    flat = r_y[c_r] * gw + px
+    px = np.arange(n.sum()) + np.repeat(x_lo - (np.cumsum(n) - n), n)
+    flat = px + np.repeat(r_y * gw, n)
     pxf = px.astype(np.float64)
-    sx = ax[c_r] * pxf + bx[c_r]
-    sy = ay[c_r] * pxf + by[c_r]
-    t = idx[r_t[c_r]]
+    sx = np.repeat(ax, n) * pxf + np.repeat(bx, n)
+    sy = np.repeat(ay, n) * pxf + np.repeat(by, n)
+    t = np.repeat(idx[r_t], n)
     # Later triangles (nearer) overwrite earlier ones: numpy assigns repeated indices in order.
     map_xy.reshape(-1, 2)[flat, 0] = sx
     map_xy.reshape(-1, 2)[flat, 1] = sy
