@@ -88,11 +88,10 @@ class PersonLayers:
         warped = cv2.remap(self.image_mask, source_map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         mask = cv2.extractChannel(warped, 3)
         cv2.copyTo(self.plate[y0:y1, x0:x1], cv2.compare(mask, 0, cv2.CMP_EQ), warped)
-        edge = cv2.findNonZero(cv2.inRange(mask, 1, 254))  # (N, 1, 2) x, y
-        if edge is not None:
+        flat = np.flatnonzero((mask > 0) & (mask < 255))  # the soft edge (cv2.findNonZero: 3.5x the time)
+        if flat.size:
             # one uint32 per RGBA pixel: gathering and scattering the band is then cheap
-            ex, ey = edge[:, 0, 0], edge[:, 0, 1]
-            flat = ey * (x1 - x0) + ex
+            ey, ex = np.divmod(flat, x1 - x0)
             pixels = warped.view(np.uint32).reshape(-1)
             person = pixels.take(flat).view(np.uint8).reshape(-1, 4).astype(np.float32)
             at_plate = (ey + y0) * self.plate.shape[1] + ex + x0
