@@ -553,39 +553,6 @@ def test_the_closed_lash_line_tapers_towards_the_corners(s42):
     assert thickness(0.1) < 0.8 * thickness(0.5) and thickness(0.9) < 0.8 * thickness(0.5)
 
 
-def test_a_closed_lid_shows_the_portraits_skin_not_one_flat_colour(s42):
-    """The closed lid is half the skin inpainted over the eye (its texture and shading), half one
-    flat lid colour: with a left-to-right ramp as the inpainted skin, the painted lid follows the
-    ramp at half its slope (one flat colour showed as a stuck-on patch)."""
-    from dataclasses import replace
-
-    from engine.animators.mesh import eyes
-    from engine.animators.mesh.triangulation import EYES
-
-    big = s42.resized((1536, 1536))
-    src = big.landmarks.xy.astype(float)
-    pts = src.copy()
-    upper, lower, _ = EYES[1]
-    pts[list(upper[1:-1])] = pts[list(lower[1:-1])]  # shut
-    colours = eyes.colours_from(big.image, src)
-    real = colours.lid_skin[1]
-    h, w = real.skin.shape[:2]
-    ramp = np.repeat(np.linspace(0, 255, w, dtype=np.float32)[None, :, None], h, axis=0).repeat(3, axis=2)
-    flat_colour = np.array([[100.0, 100.0, 100.0], [100.0, 100.0, 100.0]])
-    colours = replace(colours, skin=flat_colour,
-                      lid_skin=(None, eyes.LidSkin(real.origin, ramp, np.zeros((h, w), np.float32))))
-    out = np.zeros_like(big.image)
-    eyes.paint_closed(out, pts, colours, src)  # the upper lid swept from where it was: lid skin there
-    # just above the closed lid line, across the middle of the eye
-    x0, x1 = sorted((pts[upper[0], 0], pts[upper[-1], 0]))
-    xs = np.arange(int(x0 + 0.3 * (x1 - x0)), int(x0 + 0.7 * (x1 - x0)))
-    lid_y = np.interp(xs, *zip(*sorted(zip(pts[list(upper), 0], pts[list(upper), 1]))))
-    row = out[np.round(lid_y - 0.08 * (x1 - x0)).astype(int), xs].astype(float).mean(axis=1)
-    expected = 0.5 * ramp[0, xs - real.origin[0], 0] + 0.5 * 100.0
-    assert np.corrcoef(row, expected)[0, 1] > 0.95
-    assert np.abs(np.polyfit(xs, row, 1)[0] / np.polyfit(xs, expected, 1)[0] - 1) < 0.3
-
-
 def _open_mouth(xy: np.ndarray, px: float) -> np.ndarray:
     """A 'driver' whose jaw drops ``px`` pixels: lower lip and chin down, upper lip still."""
     out = xy.copy()
