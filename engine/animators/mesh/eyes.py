@@ -12,11 +12,10 @@ with three corrections:
 - **A closed eye shows eyelid skin.** As the lids meet, ``paint_closed`` fades the eye's interior
   (iris, sclera) to eyelid skin sampled from the portrait's upper lid and draws a darker lash line,
   tapering towards the corners, along the closed lid, so that people and the tracker alike read the
-  eye as closed. The lid's skin is half one flat colour, half the portrait's skin inpainted over the
-  eye (``lid_skin``). Painted eyes often show sclera outside Face Mesh's eye contour (under the
-  lower-lid landmarks, beyond a corner): the closed lid comes down to the visible lower margin
-  (``lower_margin``), and that sclera goes under the inpainted skin, or a white crescent or triangle
-  would stay under the closed lid.
+  eye as closed. Painted eyes often show sclera outside Face Mesh's eye contour (under the lower-lid
+  landmarks, beyond a corner): the closed lid comes down to the visible lower margin
+  (``lower_margin``), and that sclera goes under skin inpainted from around the eye
+  (``outer_sclera``), or a white crescent or triangle would stay under the closed lid.
 
 Gaze: the irises are not in the warp mesh; the eye's interior is shifted by how far the target
 iris moves relative to its eye (``gaze_offsets``).
@@ -38,10 +37,6 @@ CLOSE_START, CLOSE_FULL = 0.45, 0.2
 FADE_START, FADE_FULL = 0.55, 0.9
 LASH_WIDTH = 0.04  # lash line thickness in its middle, fraction of the eye width
 LASH_TAPER = 0.3  # its thickness at the corners, of the middle's
-# A closed lid's skin: this share is the portrait's skin inpainted over the eye, the rest one flat lid
-# colour. Flat alone showed as a stuck-on patch; inpainted alone looked most natural but read as less
-# closed to the tracker (eye amplitude 0.01-0.03 lower on 7 of 8 pairs); half of each: within 0.015.
-LID_TEXTURE = 0.5
 # The visible lower lid margin can lie below Face Mesh's lower-lid landmarks (painted eyes especially:
 # s4, s7, s10 show up to 0.15 eye widths of white under them). Looked for this far below each landmark,
 # in steps: sclera is what is lighter than the skin under the eye and less coloured (saturation under
@@ -165,7 +160,7 @@ class EyeColours:
     src_gap: np.ndarray  # (2,) the portrait's mean lid gap (px) over the middle pairs
     margin: np.ndarray  # (2, points per lid): the visible lower lid margin below each lower-lid point (eye widths)
     src_lower: np.ndarray  # (2, points per lid, 2): the portrait's lower lids (with the corners)
-    lid_skin: tuple  # per eye: LidSkin, or None
+    outer_sclera: tuple  # per eye: OuterSclera, or None
 
 
 def _middle_gap(pts: np.ndarray, upper, lower) -> float:
@@ -183,20 +178,20 @@ def sclera_like(rgb: np.ndarray, skin: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class LidSkin:
-    """Skin for a closing eye: the portrait around the eye with the eye filled in from the skin
-    around it (inpainted), and where it shows sclera outside its landmarks."""
+class OuterSclera:
+    """Sclera a portrait shows outside its eye landmarks, and lid skin to cover it with."""
 
     origin: tuple[int, int]  # (x0, y0) of the crop in the portrait
-    skin: np.ndarray  # (h, w, 3) float32: the crop, eye and outer sclera inpainted
-    outer_sclera: np.ndarray  # (h, w) float32 0..1: sclera outside the landmarks (mostly all 0)
+    mask: np.ndarray  # (h, w) float32 0..1
+    skin: np.ndarray  # (h, w, 3) float32: the crop with the whole eye filled in from the skin around it
 
 
-def lid_skin(image: np.ndarray, contour: np.ndarray, width: float, skin: np.ndarray) -> LidSkin | None:
-    """The ``LidSkin`` of one eye (``contour``: its landmarks' outline). The sclera outside it lies
-    at a corner the landmarks stop short of, or under the lower lid: sclera-like pixels within
-    ``MARGIN_SEARCH`` eye widths of the contour that join up with sclera inside it (a highlight on
-    the skin nearby does not), softened by a pixel. None for an eye of a few pixels."""
+def outer_sclera(image: np.ndarray, contour: np.ndarray, width: float, skin: np.ndarray) -> OuterSclera | None:
+    """The sclera the portrait shows outside its eye landmarks (``contour``): at a corner the
+    landmarks stop short of, or under the lower lid. Sclera-like pixels within ``MARGIN_SEARCH`` eye
+    widths of the contour that join up with sclera inside it (a highlight on the skin nearby does
+    not), softened by a pixel; the skin to cover it with is inpainted from around the whole eye (a
+    flat colour showed as a patch). None where there is none."""
     h, w = image.shape[:2]
     reach = max(2, int(np.ceil(MARGIN_SEARCH * width)))
     x0, y0 = np.maximum(np.floor(contour.min(axis=0)).astype(int) - reach, 0)
@@ -207,14 +202,16 @@ def lid_skin(image: np.ndarray, contour: np.ndarray, width: float, skin: np.ndar
     cv2.fillPoly(inside, [np.round(contour - [x0, y0]).astype(np.int32)], 1)
     near = cv2.dilate(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1)))
     white = sclera_like(image[y0:y1, x0:x1], skin) & (near > 0)
-    _, labels = cv2.connectedComponents(white.astype(np.uint8), connectivity=8)
+    count, labels = cv2.connectedComponents(white.astype(np.uint8), connectivity=8)
     joined = np.unique(labels[white & (inside > 0)])
     outside = np.isin(labels, joined[joined > 0]) & (inside == 0)
+    if not outside.any():
+        return None
     grown = cv2.dilate(outside.astype(np.uint8), np.ones((3, 3), np.uint8))
     crop = np.clip(image[y0:y1, x0:x1], 0, 255).astype(np.uint8)
     filled = cv2.inpaint(crop, np.maximum(grown, cv2.dilate(inside, np.ones((3, 3), np.uint8))), 3, cv2.INPAINT_TELEA)
-    return LidSkin((int(x0), int(y0)), filled.astype(np.float32),
-                   cv2.GaussianBlur(grown.astype(np.float32), (0, 0), 0.7))
+    return OuterSclera((int(x0), int(y0)), cv2.GaussianBlur(grown.astype(np.float32), (0, 0), 0.7),
+                       filled.astype(np.float32))
 
 
 def lower_margin(image: np.ndarray, pts: np.ndarray, lower, n: np.ndarray, width: float,
@@ -237,7 +234,7 @@ def colours_from(image: np.ndarray, pts: np.ndarray) -> EyeColours:
     h, w = image.shape[:2]
     img = image.astype(np.float64)
     blurred = cv2.GaussianBlur(image.astype(np.float32), (0, 0), 0.7)
-    skins, lashes, gaps, margins, lids = [], [], [], [], []
+    skins, lashes, gaps, margins, outer = [], [], [], [], []
     for upper, lower, _ in EYES:
         n = down_normal(pts, upper[0], upper[-1])
         width = np.hypot(*(pts[upper[-1]] - pts[upper[0]]))
@@ -267,9 +264,9 @@ def colours_from(image: np.ndarray, pts: np.ndarray) -> EyeColours:
         gaps.append(max(_middle_gap(pts, upper, lower), 1e-3))
         below_skin = np.median(np.concatenate(below), axis=0)
         margins.append(lower_margin(blurred, pts, lower, n, width, below_skin))
-        lids.append(lid_skin(blurred, pts[list(upper) + list(lower[::-1][1:-1])], width, below_skin))
+        outer.append(outer_sclera(blurred, pts[list(upper) + list(lower[::-1][1:-1])], width, below_skin))
     return EyeColours(np.array(skins), np.array(lashes), np.array(gaps), np.array(margins),
-                      np.array([pts[list(lower)] for _, lower, _ in EYES]), tuple(lids))
+                      np.array([pts[list(lower)] for _, lower, _ in EYES]), tuple(outer))
 
 
 def closedness(pts: np.ndarray, colours: EyeColours) -> np.ndarray:
@@ -308,8 +305,8 @@ def paint_closed(out: np.ndarray, pts: np.ndarray, colours: EyeColours, src_mapp
         lo = lo + margin[:, None] * n
         poly = np.concatenate([up, lo[::-1][1:-1]])
         allp = np.concatenate([poly, top])
-        textured = colours.lid_skin[k]
-        pad = thick + 2 + (MARGIN_SEARCH * width + 2 if textured is not None else 0)  # + the sclera beyond
+        outer = colours.outer_sclera[k]
+        pad = thick + 2 + (MARGIN_SEARCH * width + 2 if outer is not None else 0)  # + the sclera beyond
         x0, y0 = np.floor(allp.min(axis=0) - pad).astype(int)
         x1, y1 = np.ceil(allp.max(axis=0) + pad + 1).astype(int)
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
@@ -324,15 +321,13 @@ def paint_closed(out: np.ndarray, pts: np.ndarray, colours: EyeColours, src_mapp
             return m.astype(np.float32) * (1.0 / 255.0)
 
         skin_mask = fill(poly)
-        lid = colours.skin[k].astype(np.float32)
-        if textured is not None:
-            # the inpainted skin, carried along with the lower lid (which hardly moves in a blink):
-            # whole over the sclera beyond the landmarks, and half the lid's colour (``LID_TEXTURE``)
+        if outer is not None:
+            # the sclera beyond the landmarks goes under inpainted skin, carried along with the lower
+            # lid (which hardly moves in a blink)
             m = as_matrix(*fit_similarity(colours.src_lower[k], lo_landmarks))
-            m[:, 2] += m[:, :2] @ textured.origin - [x0, y0]
-            inpainted = cv2.warpAffine(textured.skin, m, (size[1], size[0]), borderMode=cv2.BORDER_REPLICATE)
-            cover = (cv2.warpAffine(textured.outer_sclera, m, (size[1], size[0])) * a)[..., None]
-            lid = LID_TEXTURE * inpainted + (1 - LID_TEXTURE) * lid
+            m[:, 2] += m[:, :2] @ outer.origin - [x0, y0]
+            cover = (cv2.warpAffine(outer.mask, m, (size[1], size[0])) * a)[..., None]
+            outer_skin = cv2.warpAffine(outer.skin, m, (size[1], size[0]), borderMode=cv2.BORDER_REPLICATE)
         if np.any(swept > 0.5):
             # nested bands from the lid line upwards: opaque at the lid, fading out at the top
             for frac in (0.35, 0.65, 1.0):
@@ -347,9 +342,9 @@ def paint_closed(out: np.ndarray, pts: np.ndarray, colours: EyeColours, src_mapp
                   * (0.8 * a))[..., None]
         m_in = (np.minimum(skin_mask, 1.0) * a)[..., None]
         crop = out[y0:y1, x0:x1].astype(np.float32)
-        if textured is not None:
-            crop = crop * (1 - cover) + inpainted * cover
-        crop = crop * (1 - m_in) + lid * m_in
+        if outer is not None:
+            crop = crop * (1 - cover) + outer_skin * cover
+        crop = crop * (1 - m_in) + colours.skin[k].astype(np.float32) * m_in
         crop = crop * (1 - m_lash) + colours.lash[k].astype(np.float32) * m_lash
         out[y0:y1, x0:x1] = np.clip(crop + 0.5, 0, 255).astype(np.uint8)
 
