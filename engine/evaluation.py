@@ -25,7 +25,7 @@ from engine.capture import Frame, VideoFileSource
 from engine.filters import LandmarkFilter
 from engine.pipeline import Pipeline, PipelineSettings
 from engine.portrait import load_portrait
-from engine.tracking import FaceLandmarks, FaceTracker, NoFace
+from engine.tracking import FaceLandmarks, FaceTracker
 
 # Targets (issue 2, section 4)
 EYE_CORR_MIN = 0.85

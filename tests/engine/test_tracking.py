@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from engine.capture import VideoFileSource
 from engine.face_regions import RIGHT_EYE_EAR, aspect_ratio
