@@ -202,7 +202,7 @@ def outer_sclera(image: np.ndarray, contour: np.ndarray, width: float, skin: np.
     cv2.fillPoly(inside, [np.round(contour - [x0, y0]).astype(np.int32)], 1)
     near = cv2.dilate(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1)))
     white = sclera_like(image[y0:y1, x0:x1], skin) & (near > 0)
-    count, labels = cv2.connectedComponents(white.astype(np.uint8), connectivity=8)
+    _, labels = cv2.connectedComponents(white.astype(np.uint8), connectivity=8)
     joined = np.unique(labels[white & (inside > 0)])
     outside = np.isin(labels, joined[joined > 0]) & (inside == 0)
     if not outside.any():
@@ -229,8 +229,9 @@ def lower_margin(image: np.ndarray, pts: np.ndarray, lower, n: np.ndarray, width
 
 
 def colours_from(image: np.ndarray, pts: np.ndarray) -> EyeColours:
-    """Eyelid skin (above the upper lid, below the crease) and lash colours of the portrait, and
-    where its visible lower lid margins lie (``lower_margin``)."""
+    """Eyelid skin (above the upper lid, below the crease) and lash colours of the portrait, where
+    its visible lower lid margins lie (``lower_margin``) and the sclera it shows outside its eye
+    landmarks (``outer_sclera``)."""
     h, w = image.shape[:2]
     img = image.astype(np.float64)
     blurred = cv2.GaussianBlur(image.astype(np.float32), (0, 0), 0.7)
@@ -255,14 +256,14 @@ def colours_from(image: np.ndarray, pts: np.ndarray) -> EyeColours:
             below.append(img[q[:, 1], q[:, 0]])
         # a closed lid catches light like the skin around the eye: the upper-lid band is often in
         # the crease's shadow, so the two are averaged
-        skin = 0.5 * np.median(np.concatenate(samples), axis=0) + 0.5 * np.median(np.concatenate(below), axis=0)
+        below_skin = np.median(np.concatenate(below), axis=0)
+        skin = 0.5 * np.median(np.concatenate(samples), axis=0) + 0.5 * below_skin
         dark = np.concatenate(dark)
         lum = dark.mean(axis=1)
         darkest = dark[lum <= np.percentile(lum, 30)].mean(axis=0)
         lashes.append(np.minimum(darkest, 0.5 * skin))
         skins.append(skin)
         gaps.append(max(_middle_gap(pts, upper, lower), 1e-3))
-        below_skin = np.median(np.concatenate(below), axis=0)
         margins.append(lower_margin(blurred, pts, lower, n, width, below_skin))
         outer.append(outer_sclera(blurred, pts[list(upper) + list(lower[::-1][1:-1])], width, below_skin))
     return EyeColours(np.array(skins), np.array(lashes), np.array(gaps), np.array(margins),
