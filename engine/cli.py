@@ -303,8 +303,7 @@ def cmd_render(args) -> int:
     start = time.perf_counter()
     frames = 0
     try:
-        for frame in driver:
-            result = pipeline.process(frame)
+        for result in pipeline.run(driver):  # the next frame is read and tracked while this one is warped
             recorder.write(result.animated)
             frames += 1
             bar.update(1)

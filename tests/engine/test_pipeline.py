@@ -1,4 +1,7 @@
 """The whole per-frame path on real media: tracker -> motion -> mesh animator -> compositor."""
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -111,3 +114,66 @@ def test_the_same_video_renders_the_same_however_fast_the_machine_is(media, port
 
     for fast, slow in zip(render(False), render(True)):
         np.testing.assert_array_equal(fast, slow)
+
+
+def _spans(pipe, step: str, spans: list) -> None:
+    """Record when and on which thread ``pipe.<step>`` runs (it still does its real work)."""
+    real = getattr(pipe, step)
+
+    def recorded(item):
+        t0 = time.perf_counter()
+        try:
+            return real(item)
+        finally:
+            spans.append((step, threading.current_thread().name, t0, time.perf_counter()))
+
+    setattr(pipe, step, recorded)
+
+
+def test_run_tracks_the_next_frame_while_animating_and_gives_what_process_gives(frames, portraits):
+    """``run`` (render, bench) overlaps the two steps on two threads; the results must be the ones
+    one frame at a time gives, in order: a frame without a face included."""
+    stream = frames[:12] + [Frame(np.zeros_like(frames[0].image), frames[12].t_capture, 12)] + frames[13:20]
+    one_at_a_time = [r for r in make_pipeline(portraits[0]).run(stream, track_ahead=False)]
+    pipe = make_pipeline(portraits[0])
+    spans: list = []
+    _spans(pipe, "track", spans)
+    _spans(pipe, "animate", spans)
+    overlapped = list(pipe.run(stream))
+    assert [r.frame_index for r in overlapped] == [f.index for f in stream]
+    assert [r.held for r in overlapped] == [r.held for r in one_at_a_time] == [False] * 12 + [True] + [False] * 7
+    for a, b in zip(overlapped, one_at_a_time):
+        np.testing.assert_array_equal(a.output, b.output)
+    tracks = [s for s in spans if s[0] == "track"]
+    animates = [s for s in spans if s[0] == "animate"]
+    assert len(tracks) == len(animates) == len(stream)
+    assert {s[1] for s in tracks}.isdisjoint({s[1] for s in animates})  # two threads
+    # frame n+1 is tracked while frame n is animated: their spans overlap
+    overlaps = sum(t[2] < a[3] and a[2] < t[3] for t, a in zip(tracks[1:], animates[:-1]))
+    assert overlaps >= len(stream) // 2, overlaps
+
+
+def test_run_passes_on_a_read_error_and_stops_when_its_reader_stops(frames, portraits):
+    def broken():
+        yield from frames[:3]
+        raise OSError("the disk went away")
+
+    pipe = make_pipeline(portraits[0])
+    got = []
+    with pytest.raises(OSError, match="disk went away"):
+        for result in pipe.run(broken()):
+            got.append(result.frame_index)
+    assert got == [0, 1, 2]  # every frame read before the error came out
+
+    read = []
+
+    def counted():
+        for f in frames:
+            read.append(f.index)
+            yield f
+
+    results = pipe.run(counted())
+    assert [next(results).frame_index for _ in range(3)] == [0, 1, 2]
+    results.close()  # the reader stops: the helper finishes the one frame it was reading, then ends
+    assert read == [0, 1, 2, 3]
+    assert not [t for t in threading.enumerate() if t.name.startswith("puppetcam-track")]
