@@ -1,10 +1,16 @@
 """Benchmark of the whole per-frame path: decode -> track -> motion -> animate -> composite -> encode.
 
-Each stage is timed per frame; the report gives each stage's median (ms), the median of the
-engine's per-frame path (track + motion + animate + composite, ``ms_per_frame``), its throughput
-(``fps``), the wall-clock throughput including decoding and encoding (``wall_fps``), and the peak
-resident memory of the process. The first ``warmup`` frames (model start-up, first detection) are
-left out of the statistics.
+Two passes over the same driver and pipeline:
+
+1. One frame at a time, every stage timed: each stage's median (ms), the median of the engine's
+   per-frame path (track + motion + animate + composite, ``ms_per_frame``: what one frame costs from
+   camera image to output, the latency the engine adds), ``sequential_fps`` (1000 / its mean), the
+   wall-clock throughput including decoding and encoding (``wall_fps``) and the peak resident memory.
+2. The engine path as render and the live app run it (``Pipeline.run``: the next frame is tracked
+   while this one is animated, on the second core), on frames decoded beforehand so that decoding
+   and encoding stay out of it: ``fps``, frames out per second of wall-clock time.
+
+The first ``warmup`` frames (model start-up, first detection) are left out of the statistics.
 """
 from __future__ import annotations
 
@@ -32,9 +38,10 @@ class BenchResult:
     output_size: tuple[int, int]
     stages: dict[str, float]  # stage -> median ms
     ms_per_frame: float  # median of track + motion + animate + composite per frame
-    fps: float  # frames per second of the engine path (1000 / mean engine ms per frame)
-    wall_fps: float  # frames per second of everything, decode and encode included
-    peak_rss_mb: float
+    fps: float  # frames per second of the engine path, tracking overlapped with animating (pass 2)
+    sequential_fps: float  # frames per second of the engine path one frame at a time (1000 / mean ms)
+    wall_fps: float  # frames per second of everything one frame at a time, decode and encode included
+    peak_rss_mb: float  # after pass 1 (pass 2 holds its decoded frames)
     frames_without_face: int = 0
     p95_ms_per_frame: float = 0.0
     stage_p95: dict[str, float] = field(default_factory=dict)
@@ -53,8 +60,11 @@ class BenchResult:
             if name in self.stages:
                 lines.append(f"  {name:<10} {self.stages[name]:>9.2f} {self.stage_p95.get(name, 0.0):>9.2f}")
         lines.append(f"engine path (track+motion+animate+composite): {self.ms_per_frame:.2f} ms median, "
-                     f"{self.p95_ms_per_frame:.2f} ms p95, {self.fps:.1f} fps")
-        lines.append(f"with decode and encode: {self.wall_fps:.1f} fps; peak RSS {self.peak_rss_mb:.0f} MB")
+                     f"{self.p95_ms_per_frame:.2f} ms p95 a frame; {self.sequential_fps:.1f} fps one frame "
+                     f"at a time")
+        lines.append(f"engine path, next frame tracked while this one is animated: {self.fps:.1f} fps")
+        lines.append(f"one frame at a time with decode and encode: {self.wall_fps:.1f} fps; "
+                     f"peak RSS {self.peak_rss_mb:.0f} MB")
         if self.frames_without_face:
             lines.append(f"frames without a face (pose held): {self.frames_without_face}")
         return lines
@@ -158,6 +168,9 @@ def run_bench(source, driving, engine: str = "mesh", frames: int = 300,
         wall_end = time.perf_counter()
         if recorder is not None:
             recorder.close()
+        peak_mb = peak_rss_mb()
+        overlapped_fps = _overlapped_fps(pipeline, open_driver(driving, min(total, OVERLAP_POOL), loop=True),
+                                         frames, warmup)
     finally:
         if recorder is not None and not recorder.closed:
             recorder.close()
@@ -181,11 +194,30 @@ def run_bench(source, driving, engine: str = "mesh", frames: int = 300,
         stage_p95={name: float(np.percentile(v, 95)) for name, v in times.items()},
         ms_per_frame=float(np.median(per_frame)),
         p95_ms_per_frame=float(np.percentile(per_frame, 95)),
-        fps=float(1000.0 / max(np.mean(per_frame), 1e-9)),
+        fps=overlapped_fps,
+        sequential_fps=float(1000.0 / max(np.mean(per_frame), 1e-9)),
         wall_fps=float(timed / wall) if wall > 0 else float("nan"),
-        peak_rss_mb=peak_rss_mb(),
+        peak_rss_mb=peak_mb,
         frames_without_face=pipeline.frames_without_face,
     )
+
+
+OVERLAP_POOL = 120  # frames decoded up front for pass 2 (88 MB of 512x480 video), replayed in a loop
+
+
+def _overlapped_fps(pipeline, driver, frames: int, warmup: int) -> float:
+    """Pass 2: wall-clock frames per second of ``pipeline.run`` over already decoded frames."""
+    from dataclasses import replace
+
+    pool = list(driver)
+    if not pool:
+        return float("nan")
+    fps = getattr(driver, "fps", None) or 30.0
+    # Replayed frames get fresh stamps: the landmark filter expects time to go on.
+    replay = (replace(pool[i % len(pool)], t_capture=i / fps, index=i) for i in range(frames + warmup))
+    stamps = [time.perf_counter() for _ in pipeline.run(replay)]
+    timed = stamps[warmup:]
+    return float((len(timed) - 1) / (timed[-1] - timed[0])) if len(timed) > 1 else float("nan")
 
 
 def open_driver(driving, max_frames: int | None, loop: bool = False, seed: int = 0, draw: bool = False):

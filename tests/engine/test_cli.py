@@ -149,6 +149,8 @@ def test_bench_json_last_line(capsys, small_portrait, media):
     assert data["stages"]["track"] > 0.3 and data["stages"]["animate"] > 0.1  # real work was timed
     assert data["ms_per_frame"] >= data["stages"]["animate"]
     assert data["fps"] > 0 and data["peak_rss_mb"] > 50
+    # one frame at a time: 1000 / the mean engine path, which is at least its median's order
+    assert 0 < data["sequential_fps"] <= 2000 / data["ms_per_frame"]
     assert data["frames"] == 12 and data["output_size"] == [640, 360]
 
 
@@ -158,6 +160,7 @@ def test_bench_human_with_the_demo_driver(capsys, small_portrait):
     assert rc == 0, err
     assert "output 1280x720" in out and "peak RSS" in out
     assert "animate" in out and "encode" not in out.split("engine path")[0]
+    assert "one frame at a time" in out and "next frame tracked while this one is animated" in out
 
 
 def test_eval_json_and_contact_sheet(capsys, small_portrait, media, tmp_path):
