@@ -3,9 +3,11 @@
 - ``CaptureThread`` reads a source (camera, looping video file, demo driver), stamps each frame with
   its capture time (the sources do it, ``time.monotonic()``) and keeps only the latest one in a
   ``LatestSlot``; a frame overwritten before the engine took it counts as dropped.
-- ``WorkerThread`` owns the ``engine.pipeline.Pipeline``: it waits for the newest frame, runs it, and
-  offers the result to every sink. Changes (avatar, settings, calibrate) are queued as commands and
-  applied between frames, so only this thread ever touches the pipeline.
+- ``WorkerThread`` owns the ``engine.pipeline.Pipeline``: it runs the newest frame and offers the
+  result to every sink. Its helper thread takes the newest frame and tracks it (``Pipeline.track``)
+  while the worker animates the frame before (``Pipeline.animate``): MediaPipe on one core, the warp
+  on the other. Changes (avatar, settings, calibrate) are queued as commands and applied between
+  frames, while the helper is idle, so no change ever meets a frame half done.
 - ``SinkRunner`` runs one sink (virtual camera, recorder, a test probe) on its own thread behind a
   bounded queue; ``offer`` never blocks: when the queue is full the frame is dropped and counted.
 
@@ -19,6 +21,7 @@ import logging
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -128,6 +131,19 @@ class LatestSlot:
     def wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
+
+
+class RunningMean:
+    """An exponential moving average (``value`` 0 until the first sample)."""
+
+    def __init__(self, weight: float = 0.2):
+        self.weight = weight
+        self.value = 0.0
+        self._started = False
+
+    def add(self, x: float) -> None:
+        self.value = x if not self._started else self.value + self.weight * (x - self.value)
+        self._started = True
 
 
 class RateMeter:
@@ -381,7 +397,17 @@ class WorkerOutput:
     latency_ms: float
     passthrough: bool
     timings_ms: dict | None = None  # the pipeline's per-stage times for this frame
-    wait_ms: float = 0.0  # capture stamp -> the worker picked the frame up
+    wait_ms: float = 0.0  # capture stamp -> the engine (its helper) picked the frame up
+
+
+@dataclass(frozen=True)
+class TakenFrame:
+    """What the worker's helper hands over: the newest camera frame, tracked unless passing through."""
+
+    frame: Frame
+    wait_ms: float  # capture stamp -> the helper picked the frame up
+    tracked: Any = None  # engine.pipeline.TrackedFrame; None in pass-through
+    error: Exception | None = None  # the tracker failed on this frame
 
 
 class WorkerThread(threading.Thread):
@@ -419,6 +445,10 @@ class WorkerThread(threading.Thread):
         self.last_error = ""
         self._steady = None
         self._alignment = None
+        self._idle = threading.Event()  # clear while this thread animates a frame
+        self._idle.set()
+        self._busy_ms = RunningMean()  # what animating a frame takes on this thread
+        self._track_ms = RunningMean()  # what tracking one takes on the helper
 
     # -- sinks (any thread) ---------------------------------------------------------------------
     def add_sink(self, runner: SinkRunner) -> SinkRunner:
@@ -503,18 +533,46 @@ class WorkerThread(threading.Thread):
         if self.on_ready is not None:
             self.on_ready()
         try:
-            while not self._halt.is_set():
-                self._apply_commands()
-                frame = self.slot.take(timeout=0.1)
-                if frame is None or self._halt.is_set():
-                    continue
-                self._apply_commands()
-                self._process(frame)
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{THREAD_PREFIX}tracker") as helper:
+                taken = None
+                while True:
+                    self._apply_commands()  # the helper is idle here: a command may touch the tracker
+                    if self._halt.is_set():
+                        break
+                    # The helper takes the next frame as late as lets its tracking end with this
+                    # frame's animation: a slow engine (FOMM on a CPU) still animates a fresh frame.
+                    lead_s = max(0.0, self._busy_ms.value - self._track_ms.value) / 1e3 if taken else 0.0
+                    ahead = helper.submit(self._take, self.pipeline, self.passthrough, lead_s)
+                    if taken is not None:
+                        t0 = time.perf_counter()
+                        self._idle.clear()
+                        self._process(taken)  # while the helper takes and tracks the next frame
+                        self._idle.set()
+                        self._busy_ms.add((time.perf_counter() - t0) * 1e3)
+                    taken = ahead.result()
+                    if taken is not None and taken.tracked is not None:
+                        self._track_ms.add(taken.tracked.track_ms)
         finally:
             try:
                 self.pipeline.close()
             except Exception:  # noqa: BLE001
                 log.exception("closing the pipeline failed")
+
+    def _take(self, pipeline, passthrough: bool, lead_s: float = 0.0) -> TakenFrame | None:
+        """On the helper thread, after ``lead_s`` or once the worker is done animating, whichever
+        comes first: the newest frame (None after 0.1 s without one), and its face."""
+        if lead_s > 0:
+            self._idle.wait(lead_s)
+        frame = self.slot.take(timeout=0.1)
+        if frame is None or self._halt.is_set():
+            return None
+        wait_ms = (time.monotonic() - frame.t_capture) * 1e3
+        if passthrough:
+            return TakenFrame(frame, wait_ms)
+        try:
+            return TakenFrame(frame, wait_ms, tracked=pipeline.track(frame))
+        except Exception as exc:  # noqa: BLE001 - reported by the worker like any engine error
+            return TakenFrame(frame, wait_ms, error=exc)
 
     def _apply_commands(self) -> None:
         while True:
@@ -535,15 +593,17 @@ class WorkerThread(threading.Thread):
                     log.exception("command failed: %s", description)
                 self._report_error(f"cannot {description or 'apply the change'}: {exc}")
 
-    def _process(self, frame: Frame) -> None:
-        wait_ms = (time.monotonic() - frame.t_capture) * 1e3
-        timings = None
+    def _process(self, taken: TakenFrame) -> None:
+        frame, timings = taken.frame, None
+        passthrough = taken.tracked is None and taken.error is None
         try:
-            if self.passthrough:
+            if taken.error is not None:
+                raise taken.error
+            if passthrough:
                 output = self.pipeline.compositor.compose(frame.image)
                 face, held, calibrated_now = None, False, False
             else:
-                result = self.pipeline.process(frame)
+                result = self.pipeline.animate(taken.tracked)
                 output, face, held, calibrated_now = result.output, result.face, result.held, result.calibrated_now
                 timings = result.timings_ms
                 if self.auto_calibrate_on_steady and self._steady is not None and not held:
@@ -573,8 +633,8 @@ class WorkerThread(threading.Thread):
         if self.on_output is not None:
             self.on_output(WorkerOutput(frame=frame, output=output, face=face, held=held,
                                         calibrated_now=calibrated_now, alignment=alignment,
-                                        latency_ms=latency_ms, passthrough=self.passthrough,
-                                        timings_ms=timings, wait_ms=wait_ms))
+                                        latency_ms=latency_ms, passthrough=passthrough,
+                                        timings_ms=timings, wait_ms=taken.wait_ms))
 
     def _report_error(self, message: str) -> None:
         self.last_error = message

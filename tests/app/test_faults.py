@@ -5,6 +5,7 @@ import errno
 
 import av
 import numpy as np
+import pytest
 from PySide6.QtCore import Qt
 
 from app.threads import SourceSpec
@@ -157,7 +158,8 @@ def test_no_face_in_the_driving_frame_holds_the_last_pose(qtbot, make_window, me
     assert w.stats.engine_errors == 0
 
 
-def test_an_engine_error_on_one_frame_is_logged_and_the_show_goes_on(qtbot, make_window, media, caplog):
+@pytest.mark.parametrize("step", ["track", "animate"])  # the helper thread's step, the worker's step
+def test_an_engine_error_on_one_frame_is_logged_and_the_show_goes_on(qtbot, make_window, media, caplog, step):
     w = make_window()
     w.start(SourceSpec("file", str(media / "driving" / "d9.mp4")))
     wait_ready(qtbot, w)
@@ -165,21 +167,21 @@ def test_an_engine_error_on_one_frame_is_logged_and_the_show_goes_on(qtbot, make
     calls = {"n": 0}
 
     def break_one_frame(pipeline):
-        real = pipeline.process
+        real = getattr(pipeline, step)
 
-        def process(frame):
+        def fails_once(item):
             calls["n"] += 1
             if calls["n"] == 3:
                 raise FloatingPointError("simulated engine failure")
-            return real(frame)
+            return real(item)
 
-        pipeline.process = process
+        setattr(pipeline, step, fails_once)
 
     w.worker.submit(break_one_frame, "inject a fault")
     qtbot.waitUntil(lambda: "engine error" in w.messages.text("engine").lower(), timeout=20000)
     assert "simulated engine failure" in w.messages.text("engine") and "still running" in w.messages.text("engine")
     assert w.stats.engine_errors == 1
-    assert any("engine error on frame" in r.message for r in caplog.records)  # logged with its traceback
+    assert any("engine error on frame" in r.message and r.exc_info for r in caplog.records)  # with its traceback
     wait_frames(qtbot, w, 5, probe)
     assert w.worker.is_alive() and w.stats.engine_errors == 1
 
