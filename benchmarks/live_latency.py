@@ -2,7 +2,10 @@
 sinks), as the window runs them, optionally with the real window (offscreen) painting previews.
 
     python benchmarks/live_latency.py [--source IMG] [--camera VIDEO] [--seconds 20] [--window]
-                                      [--record] [--json]
+                                      [--record] [--camera-fps FPS] [--json]
+
+``--camera-fps`` replays the video's first 150 frames at that rate instead (a 60 fps webcam), through
+the threads only.
 
 Reports output fps, glass-to-output latency p50/p95 (capture stamp -> output frame handed to the
 sinks), the probe sink's latency (-> sink thread received it), dropped and late (> 50 ms) frames.
@@ -32,7 +35,25 @@ def pct(values, q):
     return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
-def run_threads(source: Path, camera: Path, seconds: float, record: bool, engine: str = "mesh") -> dict:
+def paced_camera(camera: Path, fps: float, n: int = 150):
+    """A camera of ``camera``'s first ``n`` frames, replayed in a loop at ``fps`` with fresh stamps."""
+    from engine.capture import Frame, VideoFileSource
+
+    images = [f.image for f in VideoFileSource(camera, max_frames=n)]
+
+    def frames():
+        t0, i = time.monotonic(), 0
+        while True:
+            delay = t0 + i / fps - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            yield Frame(images[i % len(images)], time.monotonic(), i)
+            i += 1
+    return frames
+
+
+def run_threads(source: Path, camera: Path, seconds: float, record: bool, engine: str = "mesh",
+                camera_fps: float | None = None) -> dict:
     from engine.animators import create_animator
     from engine.pipeline import Pipeline
 
@@ -53,7 +74,9 @@ def run_threads(source: Path, camera: Path, seconds: float, record: bool, engine
         tmp = Path(tempfile.mkdtemp()) / "bench.mp4"
         rec = Recording(tmp, 1280, 720, 30)
         worker.add_sink(rec.runner)
-    capture = CaptureThread(lambda: open_source(SourceSpec("file", str(camera))), slot, stats)
+    factory = (paced_camera(camera, camera_fps) if camera_fps
+               else lambda: open_source(SourceSpec("file", str(camera))))
+    capture = CaptureThread(factory, slot, stats)
     capture.start()
     time.sleep(1.0)  # warm-up: the first frames include MediaPipe's start
     stats.latency_ms.clear()
@@ -144,12 +167,13 @@ def main(argv=None) -> int:
     p.add_argument("--engine", default="mesh")
     p.add_argument("--window", action="store_true", help="run the real window (offscreen) with its previews")
     p.add_argument("--record", action="store_true", help="record a clip at the same time")
+    p.add_argument("--camera-fps", type=float, help="replay the camera's frames at this rate (threads only)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     if a.window:
         result = run_window(a.source, a.camera, a.seconds, a.record)
     else:
-        result = run_threads(a.source, a.camera, a.seconds, a.record, a.engine)
+        result = run_threads(a.source, a.camera, a.seconds, a.record, a.engine, a.camera_fps)
     if a.json:
         print(json.dumps(result))
     else:
