@@ -239,6 +239,39 @@ def test_wider_mouth_draws_a_dark_cavity_not_stretched_lips(s42):
     assert mouth_aspect_ratio(face.points) > mouth_aspect_ratio(s42.landmarks.points) + 0.15
 
 
+def test_drawn_teeth_show_the_gaps_between_them(s42):
+    """Across the upper teeth, near their biting edge, the midline gap is darker than the central
+    incisors beside it: one even band read as a mouthguard."""
+    animator = MeshAnimator()
+    pts = animator.set_source(s42).value.copy()
+    width = np.linalg.norm(pts[78] - pts[308])
+    pts[sorted({i for column in mouth_mod.LOWER_FACE_COLUMNS for i in column}), 1] += 0.45 * width
+    out = animator.render(Keypoints(pts)).astype(float).mean(axis=2)
+    t = animator.target_points(Keypoints(pts))
+    left, right = t[78], t[308]
+    tangent = (right - left) / np.linalg.norm(right - left)
+    normal = np.array([-tangent[1], tangent[0]]) * (1 if tangent[0] > 0 else -1)
+    half = 0.5 * np.linalg.norm(right - left)
+    upper = t[list(mouth_mod.UPPER)]
+
+    def lip_at(u):  # the upper inner lip's point at u across the mouth (-1 a corner, 1 the other)
+        along = (upper - 0.5 * (left + right)) @ tangent / half
+        return np.array([np.interp(u, along, upper[:, k]) for k in (0, 1)])
+
+    def sample(p):
+        x, y = np.round(p).astype(int)
+        return out[y, x]
+
+    throat = sample(0.5 * (t[13] + t[14]))
+    bright = throat + 0.5 * (sample(lip_at(0.1) + 2 * normal) - throat)
+    tooth = next(k for k in range(1, int(0.4 * width)) if sample(lip_at(0.1) + k * normal) < bright)
+    assert tooth >= 4  # the teeth are there, below the upper lip
+    row = {u: sample(lip_at(u) + 0.75 * tooth * normal) for u in np.linspace(-0.3, 0.3, 121)}
+    gap = min(v for u, v in row.items() if abs(u) <= 0.02)
+    incisors = np.median([v for u, v in row.items() if 0.08 <= abs(u) <= 0.25])
+    assert gap < 0.9 * incisors, (gap, incisors)
+
+
 def test_follows_real_driver_blinks_mouth_and_head(media, s42):
     from engine.evaluation import evaluate
 
