@@ -542,10 +542,11 @@ class WorkerThread(threading.Thread):
                     # The helper takes the next frame as late as lets its tracking end with this
                     # frame's animation: a slow engine (FOMM on a CPU) still animates a fresh frame.
                     lead_s = max(0.0, self._busy_ms.value - self._track_ms.value) / 1e3 if taken else 0.0
+                    if taken is not None:
+                        self._idle.clear()  # before the helper starts: it must see this frame's animation
                     ahead = helper.submit(self._take, self.pipeline, self.passthrough, lead_s)
                     if taken is not None:
                         t0 = time.perf_counter()
-                        self._idle.clear()
                         self._process(taken)  # while the helper takes and tracks the next frame
                         self._idle.set()
                         self._busy_ms.add((time.perf_counter() - t0) * 1e3)
