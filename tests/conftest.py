@@ -1,5 +1,7 @@
 """Shared test fixtures. ``../shared`` (real media and FOMM reference data) sits beside the repo."""
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,18 @@ def tiny_disk(tmp_path):
     yield make
     for mount_point in mounts:
         subprocess.run(["umount", str(mount_point)], check=False)
+
+
+def record_spans(pipeline, step: str, spans: list) -> None:
+    """Record when and on which thread ``pipeline.<step>`` runs, as (step, thread name, start, end);
+    the step still does its real work."""
+    real = getattr(pipeline, step)
+
+    def recorded(item):
+        t0 = time.perf_counter()
+        try:
+            return real(item)
+        finally:
+            spans.append((step, threading.current_thread().name, t0, time.perf_counter()))
+
+    setattr(pipeline, step, recorded)

@@ -13,6 +13,7 @@ from engine.compositing import CompositorSettings
 from engine.pipeline import Pipeline, PipelineSettings
 from engine.portrait import load_portrait
 from tests.app.conftest import AVATARS, driving_frames, paced_source
+from tests.conftest import record_spans
 
 
 def test_a_camera_faster_than_the_engine_gets_tracking_and_animating_side_by_side(media):
@@ -20,22 +21,11 @@ def test_a_camera_faster_than_the_engine_gets_tracking_and_animating_side_by_sid
     frame while the worker animates the one before: MediaPipe and the warp use both cores."""
     spans = []
 
-    def recorded(pipe, step):
-        real = getattr(pipe, step)
-
-        def run(item):
-            t0 = time.perf_counter()
-            try:
-                return real(item)
-            finally:
-                spans.append((step, threading.current_thread().name, t0, time.perf_counter()))
-        setattr(pipe, step, run)
-
     def factory():
         pipe = Pipeline(create_animator("mesh"), load_portrait(AVATARS / "mona-lisa.jpg"),
                         PipelineSettings(compositor=CompositorSettings(output_size=(1280, 720))))
-        recorded(pipe, "track")
-        recorded(pipe, "animate")
+        record_spans(pipe, "track", spans)
+        record_spans(pipe, "animate", spans)
         return pipe
 
     slot = LatestSlot()

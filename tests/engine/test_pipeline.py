@@ -1,6 +1,5 @@
 """The whole per-frame path on real media: tracker -> motion -> mesh animator -> compositor."""
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from engine.compositing import CompositorSettings
 from engine.motion import MotionSettings
 from engine.pipeline import STAGES, Pipeline, PipelineSettings
 from engine.portrait import load_portrait
+from tests.conftest import record_spans
 
 
 @pytest.fixture(scope="module")
@@ -116,20 +116,6 @@ def test_the_same_video_renders_the_same_however_fast_the_machine_is(media, port
         np.testing.assert_array_equal(fast, slow)
 
 
-def _spans(pipe, step: str, spans: list) -> None:
-    """Record when and on which thread ``pipe.<step>`` runs (it still does its real work)."""
-    real = getattr(pipe, step)
-
-    def recorded(item):
-        t0 = time.perf_counter()
-        try:
-            return real(item)
-        finally:
-            spans.append((step, threading.current_thread().name, t0, time.perf_counter()))
-
-    setattr(pipe, step, recorded)
-
-
 def test_run_tracks_the_next_frame_while_animating_and_gives_what_process_gives(frames, portraits):
     """``run`` (render, bench) overlaps the two steps on two threads; the results must be the ones
     one frame at a time gives, in order: a frame without a face included."""
@@ -137,8 +123,8 @@ def test_run_tracks_the_next_frame_while_animating_and_gives_what_process_gives(
     one_at_a_time = [r for r in make_pipeline(portraits[0]).run(stream, track_ahead=False)]
     pipe = make_pipeline(portraits[0])
     spans: list = []
-    _spans(pipe, "track", spans)
-    _spans(pipe, "animate", spans)
+    record_spans(pipe, "track", spans)
+    record_spans(pipe, "animate", spans)
     overlapped = list(pipe.run(stream))
     assert [r.frame_index for r in overlapped] == [f.index for f in stream]
     assert [r.held for r in overlapped] == [r.held for r in one_at_a_time] == [False] * 12 + [True] + [False] * 7
