@@ -303,10 +303,13 @@ def cmd_render(args) -> int:
     start = time.perf_counter()
     frames = 0
     try:
-        for result in pipeline.run(driver):  # the next frame is read and tracked while this one is warped
-            recorder.write(result.animated)
-            frames += 1
-            bar.update(1)
+        # The next frame is read and tracked while this one is warped; on any error the helper
+        # thread is joined (closing) before the pipeline closes its tracker.
+        with contextlib.closing(pipeline.run(driver)) as results:
+            for result in results:
+                recorder.write(result.animated)
+                frames += 1
+                bar.update(1)
         recorder.close()
     except KeyboardInterrupt:
         bar.close()

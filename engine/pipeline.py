@@ -152,7 +152,8 @@ class Pipeline:
         With ``track_ahead`` one helper thread reads and tracks the next frame while this thread
         animates the current one: on two cores the throughput is close to 1 / the slower of the two
         steps instead of 1 / their sum, and every result is the one ``process`` would give. Settings
-        must not change while the stream runs.
+        must not change while the stream runs, and a stream left early must be closed (``close()``,
+        ``contextlib.closing``) before the pipeline is: that joins the helper.
         """
         if not track_ahead:
             for frame in frames:

@@ -227,9 +227,11 @@ def test_dog_does_not_crash(media, tmp_path, capsys):
     assert len(frames) == 8
 
 
-def test_disk_full_during_render_exits_2_and_keeps_a_playable_clip(portrait_png, tiny_disk, capsys):
+@pytest.mark.parametrize("driver", ["demo", "d9.mp4"])  # d9: MediaPipe is tracking the next frame when it fills
+def test_disk_full_during_render_exits_2_and_keeps_a_playable_clip(portrait_png, tiny_disk, capsys, media, driver):
     out = tiny_disk(96) / "clip.mp4"
-    rc, stdout, err = run(capsys, "render", "--source", portrait_png, "--driving", "demo", "-o", out, "--quiet")
+    driving = driver if driver == "demo" else media / "driving" / driver
+    rc, stdout, err = run(capsys, "render", "--source", portrait_png, "--driving", driving, "-o", out, "--quiet")
     assert_one_line_error(rc, err, f"disk full while recording {out}", "playable")
     assert stdout == ""
     frames, fps = decode(out)
