@@ -97,7 +97,8 @@ def draw_interior(out: np.ndarray, pts: np.ndarray, source_gap: float, palette: 
 
     Shaded like a real open mouth lit from the front: the cavity darkest deep inside and a little
     lighter towards the lips, a tongue behind the lower teeth once the mouth is wide open, teeth that
-    darken towards the corners with faint gaps between them, and a soft edge (the lips' shadow) instead of a cut-out outline."""
+    darken towards the corners with faint gaps between them, and a soft edge (the lips' shadow)
+    instead of a cut-out outline."""
     gap = opening(pts)
     if gap < 1.0:
         return
