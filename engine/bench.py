@@ -111,7 +111,8 @@ def run_bench(source, driving, engine: str = "mesh", frames: int = 300,
 
     ``source``: portrait path; ``driving``: video path or ``"demo"``. A video shorter than
     ``frames`` loops. ``settings``: a ``PipelineSettings`` (its compositor's output size is replaced
-    by ``output_size``). Raises ``PuppetcamError`` subclasses on bad input.
+    by ``output_size``). ``progress(n)`` is called after each frame of both passes (2 x (frames +
+    warm-up) calls). Raises ``PuppetcamError`` subclasses on bad input.
     """
     from dataclasses import replace
 
@@ -170,7 +171,7 @@ def run_bench(source, driving, engine: str = "mesh", frames: int = 300,
             recorder.close()
         peak_mb = peak_rss_mb()
         overlapped_fps = _overlapped_fps(pipeline, open_driver(driving, min(total, OVERLAP_POOL), loop=True),
-                                         frames, warmup)
+                                         frames, warmup, progress)
     finally:
         if recorder is not None and not recorder.closed:
             recorder.close()
@@ -205,8 +206,10 @@ def run_bench(source, driving, engine: str = "mesh", frames: int = 300,
 OVERLAP_POOL = 120  # frames decoded up front for pass 2 (88 MB of 512x480 video), replayed in a loop
 
 
-def _overlapped_fps(pipeline, driver, frames: int, warmup: int) -> float:
-    """Pass 2: wall-clock frames per second of ``pipeline.run`` over already decoded frames."""
+def _overlapped_fps(pipeline, driver, frames: int, warmup: int,
+                    progress: Callable[[int], None] | None = None) -> float:
+    """Pass 2: wall-clock frames per second of ``pipeline.run`` over already decoded frames.
+    ``progress(n)`` counts on from pass 1's ``frames + warmup``."""
     from dataclasses import replace
 
     pool = list(driver)
@@ -215,7 +218,11 @@ def _overlapped_fps(pipeline, driver, frames: int, warmup: int) -> float:
     fps = getattr(driver, "fps", None) or 30.0
     # Replayed frames get fresh stamps: the landmark filter expects time to go on.
     replay = (replace(pool[i % len(pool)], t_capture=i / fps, index=i) for i in range(frames + warmup))
-    stamps = [time.perf_counter() for _ in pipeline.run(replay)]
+    stamps = []
+    for _ in pipeline.run(replay):
+        stamps.append(time.perf_counter())
+        if progress is not None:
+            progress(frames + warmup + len(stamps))
     timed = stamps[warmup:]
     return float((len(timed) - 1) / (timed[-1] - timed[0])) if len(timed) > 1 else float("nan")
 

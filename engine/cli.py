@@ -362,7 +362,9 @@ def cmd_bench(args) -> int:
 
     def progress(n: int) -> None:
         if not bars:
-            bars.append(_progress(args.frames + min(10, args.frames // 5), "bench", args.quiet or args.json))
+            passes = 2  # one frame at a time, then tracking alongside animating (engine.bench)
+            bars.append(_progress(passes * (args.frames + min(10, args.frames // 5)), "bench",
+                                  args.quiet or args.json))
         bars[0].update(1)
 
     try:

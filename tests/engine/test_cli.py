@@ -154,6 +154,17 @@ def test_bench_json_last_line(capsys, small_portrait, media):
     assert data["frames"] == 12 and data["output_size"] == [640, 360]
 
 
+def test_bench_progress_covers_both_passes(small_portrait):
+    """The progress bar runs to the end of the second pass too: a slow engine (FOMM on a CPU) would
+    otherwise sit on a full bar for as long again."""
+    from engine.bench import run_bench
+
+    seen = []
+    result = run_bench(small_portrait, "demo", frames=10, output_size=(320, 180), encode=False,
+                       progress=seen.append)
+    assert seen == list(range(1, 2 * (10 + result.warmup) + 1))
+
+
 def test_bench_human_with_the_demo_driver(capsys, small_portrait):
     rc, out, err = run(capsys, "bench", "--source", small_portrait, "--driving", "demo", "--frames", "10",
                        "--no-encode", "--quiet")
