@@ -13,6 +13,7 @@ correlates with its pose of the same video mirrored, a perfect reproduction of t
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -204,27 +205,37 @@ def evaluate(source_path, driving_path, engine: str = "mesh", max_frames: int | 
     smoother = LandmarkFilter(settings.smoothing) if settings.smoothing is not None else None
     drv_pts, mir_pts, out_pts, sheet = [], [], [], []
     busy_ms = []
-    try:
+    drivers_for_sheet = {}
+
+    def driving_frames():
+        """The driver's side of each frame (read, tracked plain and mirrored, smoothed): runs on the
+        pipeline's helper thread while the frame before is animated and its output tracked."""
         for frame in video:
             t = frame.t_capture  # the video's own clock (read faster than real time)
             face = driver_tracker.track(frame.image, t)
             drv_pts.append(face.points if isinstance(face, FaceLandmarks) else None)
             mirrored = mirror_tracker.track(np.ascontiguousarray(frame.image[:, ::-1]), t)
             mir_pts.append(mirrored.points if isinstance(mirrored, FaceLandmarks) else None)
-            if use_landmarks:
-                given = face
-                if isinstance(face, FaceLandmarks) and smoother is not None:
-                    given = FaceLandmarks(smoother(face.points, t).astype(np.float32), face.image_size)
-                elif smoother is not None:
-                    smoother.reset()
-                result = pipeline.process(Frame(frame.image, t, frame.index, landmarks=given))
-            else:
-                result = pipeline.process(Frame(frame.image, t, frame.index))
-            busy_ms.append(sum(v for k, v in result.timings_ms.items() if k != "track"))
-            out_face = output_tracker.track(result.animated, t)
-            out_pts.append(out_face.points if isinstance(out_face, FaceLandmarks) else None)
             if contact_sheet_path is not None and frame.index % max(1, every_n) == 0:
-                sheet.append((frame.image, result.animated))
+                drivers_for_sheet[frame.index] = frame.image
+            if not use_landmarks:
+                yield Frame(frame.image, t, frame.index)
+                continue
+            given = face
+            if isinstance(face, FaceLandmarks) and smoother is not None:
+                given = FaceLandmarks(smoother(face.points, t).astype(np.float32), face.image_size)
+            elif smoother is not None:
+                smoother.reset()
+            yield Frame(frame.image, t, frame.index, landmarks=given)
+
+    try:
+        with contextlib.closing(pipeline.run(driving_frames())) as results:
+            for result in results:
+                busy_ms.append(sum(v for k, v in result.timings_ms.items() if k != "track"))
+                out_face = output_tracker.track(result.animated, result.t_capture)
+                out_pts.append(out_face.points if isinstance(out_face, FaceLandmarks) else None)
+                if result.frame_index in drivers_for_sheet:
+                    sheet.append((drivers_for_sheet.pop(result.frame_index), result.animated))
     finally:
         driver_tracker.close()
         output_tracker.close()

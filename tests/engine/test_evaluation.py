@@ -15,6 +15,18 @@ def test_evaluate_real_pair_reports_metrics_and_writes_a_contact_sheet(media, tm
     assert r.frames == 40 and r.driver_faces == 40 and r.output_faces == 40
     img = cv2.imread(str(sheet))
     assert img is not None and img.shape[0] >= 2 * 256  # 4 pairs, 2 per row
+    # each pair's left tile is the driver's frame 0, 10, 20, 30 in turn (the driver's side is read on
+    # the pipeline's helper thread: the pairs must not shift)
+    from engine.capture import VideoFileSource
+    from engine.evaluation import _tile
+
+    rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    drivers = [f.image for f in VideoFileSource(media / "driving" / "d11.mp4", max_frames=40)][::10]
+    pair_width = (rgb.shape[1]) // 2
+    for k, image in enumerate(drivers):
+        expected = _tile(image, 256)
+        y0, x0 = (k // 2) * (256 + 4), (k % 2) * pair_width
+        np.testing.assert_array_equal(rgb[y0:y0 + 256, x0:x0 + expected.shape[1]], expected)
     # d11: a child opening the mouth wide — the portrait's mouth follows
     assert r.mouth_corr >= 0.85 and 0.6 <= r.mouth_amplitude <= 1.4
     assert r.jitter_driver > 0 and r.jitter_output > 0
