@@ -146,19 +146,15 @@ class Pipeline:
                               calibrated_now=calibrated_now, timings_ms=timings,
                               t_capture=frame.t_capture, frame_index=frame.index)
 
-    def run(self, frames: Iterable[Frame], track_ahead: bool = True) -> Iterator[PipelineResult]:
+    def run(self, frames: Iterable[Frame]) -> Iterator[PipelineResult]:
         """Results for a stream of frames, in order.
 
-        With ``track_ahead`` one helper thread reads and tracks the next frame while this thread
-        animates the current one: on two cores the throughput is close to 1 / the slower of the two
-        steps instead of 1 / their sum, and every result is the one ``process`` would give. Settings
-        must not change while the stream runs, and a stream left early must be closed (``close()``,
+        One helper thread reads and tracks the next frame while this thread animates the current
+        one: on two cores the throughput is close to 1 / the slower of the two steps instead of
+        1 / their sum, and every result is the one ``process`` would give. Settings must not change
+        while the stream runs, and a stream left early must be closed (``close()``,
         ``contextlib.closing``) before the pipeline is: that joins the helper.
         """
-        if not track_ahead:
-            for frame in frames:
-                yield self.process(frame)
-            return
         stream = iter(frames)
 
         def read_and_track() -> TrackedFrame | None:

@@ -120,7 +120,8 @@ def test_run_tracks_the_next_frame_while_animating_and_gives_what_process_gives(
     """``run`` (render, bench) overlaps the two steps on two threads; the results must be the ones
     one frame at a time gives, in order: a frame without a face included."""
     stream = frames[:12] + [Frame(np.zeros_like(frames[0].image), frames[12].t_capture, 12)] + frames[13:20]
-    one_at_a_time = [r for r in make_pipeline(portraits[0]).run(stream, track_ahead=False)]
+    one_pipe = make_pipeline(portraits[0])
+    one_at_a_time = [one_pipe.process(f) for f in stream]
     pipe = make_pipeline(portraits[0])
     spans: list = []
     record_spans(pipe, "track", spans)
