@@ -103,6 +103,16 @@ def rss_mb() -> float:
     return now if now is not None else _ru_maxrss_mb()
 
 
+def warmup_frames(frames: int, warmup: int = 10) -> int:
+    """The frames left out of the statistics at the start: ``warmup``, at most a fifth of ``frames``."""
+    return max(0, min(int(warmup), max(1, int(frames)) // 5))
+
+
+def progress_steps(frames: int, warmup: int = 10) -> int:
+    """How many times ``run_bench`` calls ``progress``: every frame of both passes."""
+    return 2 * (max(1, int(frames)) + warmup_frames(frames, warmup))
+
+
 def run_bench(source, driving, engine: str = "mesh", frames: int = 300,
               output_size: tuple[int, int] | None = (1280, 720), encode: bool = True,
               engine_options: dict | None = None, settings=None, warmup: int = 10,
@@ -123,7 +133,7 @@ def run_bench(source, driving, engine: str = "mesh", frames: int = 300,
     from engine.sinks.recorder import ClipRecorder
 
     frames = max(1, int(frames))
-    warmup = max(0, min(int(warmup), frames // 5))
+    warmup = warmup_frames(frames, warmup)
     total = frames + warmup
     portrait = load_portrait(source)
     driver = open_driver(driving, total, loop=True)

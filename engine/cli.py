@@ -352,7 +352,7 @@ def _close_quietly(recorder) -> None:
 
 # ----------------------------------------------------------------------------- bench
 def cmd_bench(args) -> int:
-    from engine.bench import run_bench
+    from engine.bench import progress_steps, run_bench
 
     if args.fomm_paths and args.engine != "fomm":
         raise UsageError("--fomm-paths applies to --engine fomm only")
@@ -362,9 +362,7 @@ def cmd_bench(args) -> int:
 
     def progress(n: int) -> None:
         if not bars:
-            passes = 2  # one frame at a time, then tracking alongside animating (engine.bench)
-            bars.append(_progress(passes * (args.frames + min(10, args.frames // 5)), "bench",
-                                  args.quiet or args.json))
+            bars.append(_progress(progress_steps(args.frames), "bench", args.quiet or args.json))
         bars[0].update(1)
 
     try:

@@ -157,12 +157,13 @@ def test_bench_json_last_line(capsys, small_portrait, media):
 def test_bench_progress_covers_both_passes(small_portrait):
     """The progress bar runs to the end of the second pass too: a slow engine (FOMM on a CPU) would
     otherwise sit on a full bar for as long again."""
-    from engine.bench import run_bench
+    from engine.bench import progress_steps, run_bench
 
     seen = []
     result = run_bench(small_portrait, "demo", frames=10, output_size=(320, 180), encode=False,
                        progress=seen.append)
     assert seen == list(range(1, 2 * (10 + result.warmup) + 1))
+    assert progress_steps(10) == len(seen)  # the bar's length (cmd_bench)
 
 
 def test_bench_human_with_the_demo_driver(capsys, small_portrait):
