@@ -43,6 +43,11 @@ FACE_COVERAGE_MIN = 0.8
 # third of its width).
 MIRROR_FADE = (0.03, 0.12)
 FILL_SMOOTH = 0.04  # the smooth fill's blur, in face widths
+# The mirrored grain is cut to what most of the background's own grain stays within (this percentile
+# of its distance from the local mean): grass keeps its blades, while an edge mirrored from beside
+# the person (a waterfall against dark trees, a curtain's hem) no longer comes back as a dark blob or
+# a ghost outline deep in the hole.
+GRAIN_PERCENTILE = 90
 ROW_FILL_KERNEL = 3  # ... and in pixels of the shrunk copy it is worked out on
 
 
@@ -139,9 +144,11 @@ def _fill_person(image: np.ndarray, hole: np.ndarray, plainness: np.ndarray,
     the background; by the second only its fine texture (the mirrored pixel less its local mean) is
     added to the smooth fill: whole mirrored colours that deep broke into a patchwork wherever the
     nearest background pixel jumped, a smooth fill alone was a blurred blob on grass (None: whole
-    however deep). Where the background is plain (``plainness`` of the mirrored pixel), and where the
-    mirror image lands on the person or off the image, the smooth fill only: mirrored, the odd stray
-    hair on a plain wall would come back as a pattern of strands."""
+    however deep). That texture is cut to the background's usual grain (``GRAIN_PERCENTILE``): an
+    edge mirrored from beside the person adds grain, not a blob or an outline. Where the background
+    is plain (``plainness`` of the mirrored pixel), and where the mirror image lands on the person or
+    off the image, the smooth fill only: mirrored, the odd stray hair on a plain wall would come back
+    as a pattern of strands."""
     h, w = hole.shape
     if not hole.any() or hole.all():
         return image.copy()
@@ -150,6 +157,7 @@ def _fill_person(image: np.ndarray, hole: np.ndarray, plainness: np.ndarray,
                                                         labelType=cv2.DIST_LABEL_PIXEL)
     background = np.flatnonzero(~hole)  # labels number the background pixels in raster order, from 1
     local_mean = cv2.blur(image, (2 * smooth + 1, 2 * smooth + 1))
+    grain_max = _grain_level(image, local_mean, hole)
     near, far = fade if fade is not None else (np.inf, np.inf)
     band = max(1, 2 ** 18 // w)  # rows at a time: index arrays stay small on a 2048 px portrait
     for y0 in range(0, h, band):
@@ -163,11 +171,18 @@ def _fill_person(image: np.ndarray, hole: np.ndarray, plainness: np.ndarray,
         whole = np.clip((far - distance[hy, hx]) / max(far - near, 1e-6), 0, 1) if np.isfinite(far) else 1.0
         smooth_fill = out[hy, hx].astype(np.float32)
         mirrored = image[my, mx].astype(np.float32)
-        texture = smooth_fill + mirrored - local_mean[my, mx]
+        texture = smooth_fill + np.clip(mirrored - local_mean[my, mx], -grain_max, grain_max)
         mix = texture + np.reshape(whole, (-1, 1)) * (mirrored - texture)
         busy = (1.0 - plainness[my, mx])[:, None]
         out[hy, hx] = np.clip(np.round(smooth_fill + busy * (mix - smooth_fill)), 0, 255).astype(np.uint8)
     return out
+
+
+def _grain_level(image: np.ndarray, local_mean: np.ndarray, hole: np.ndarray) -> float:
+    """``GRAIN_PERCENTILE`` of the background's distance from its local mean (every 4th pixel)."""
+    sample = (slice(None, None, 4), slice(None, None, 4))
+    grain = cv2.absdiff(image[sample], local_mean[sample])[~hole[sample]]
+    return float(np.percentile(grain, GRAIN_PERCENTILE)) if grain.size else 0.0
 
 
 def _row_fill(image: np.ndarray, hole: np.ndarray, smooth: int) -> np.ndarray:
