@@ -60,6 +60,8 @@ class MeshAnimator(Animator):
         self._align: tuple[np.ndarray, np.ndarray] | None = None
         self._blink = eyes.BlinkState()
         self._closure: np.ndarray | None = None  # per eye, from the driver's own eyes (None: no driver)
+        # per eye, the driver's openness now and usual, and its eye width in the portrait's pixels
+        self._eye_openness: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # -- per portrait --------------------------------------------------------------------------
     def set_source(self, portrait: Portrait) -> Keypoints:
@@ -108,7 +110,7 @@ class MeshAnimator(Animator):
         self._eye_colours = eyes.colours_from(image, xy)
         self._align = None
         self._blink.reset()
-        self._closure = None
+        self._closure = self._eye_openness = None
         return Keypoints(value=xy.astype(np.float32))
 
     def _moving_region(self, dst_all: np.ndarray, step: int) -> tuple[int, int, int, int]:
@@ -137,7 +139,10 @@ class MeshAnimator(Animator):
         if self._align is None:
             self._align = fit_similarity(xy[RIGID_IDX], self._src[RIGID_IDX])
         a, t = self._align
-        return Keypoints(value=(xy @ a.T + t).astype(np.float32))
+        aligned = xy @ a.T + t
+        if self._blink.usual is not None:
+            self._eye_openness = (self._blink.openness.copy(), self._blink.usual.copy(), eyes.eye_widths(aligned))
+        return Keypoints(value=aligned.astype(np.float32))
 
     def reference_keypoints(self, driving: Keypoints) -> Keypoints:
         """The calibration frame with the driver's mouth closed: the portrait's mouth then opens by
@@ -152,10 +157,13 @@ class MeshAnimator(Animator):
     def target_points(self, target: Keypoints) -> np.ndarray:
         """The target landmarks after lid and lip clamping and lower-face unfolding (478, 2) float64.
 
-        Lids: a driver eye that is nearly shut (``eyes.BlinkState``, from the last driving face
-        given to ``driving_keypoints``) closes the portrait's eye fully, upper lid onto lower.
+        Lids: a driver eye narrowed against its usual openness (``eyes.BlinkState``, from the last
+        driving face given to ``driving_keypoints``) narrows the portrait's at least in proportion,
+        and one nearly shut closes it fully, upper lid onto lower.
         """
         pts = _finite(np.asarray(target.value, np.float64).reshape(-1, 2), self._src)
+        if self._eye_openness is not None:
+            eyes.limit_opening(pts, self._src, *self._eye_openness)
         eyes.close_lids(pts, self._src, self._closure)
         mouth.clamp_inner_lips(pts, self._src)
         mouth.unfold_lower_face(pts, self._src)

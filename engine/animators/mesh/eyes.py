@@ -7,8 +7,10 @@ with three corrections:
   onto the lower one (a real blink brings the upper lid down; the lower lid hardly moves).
 - **A closed driver eye closes the portrait's eye.** Relative motion is additive: a portrait with
   larger eyes than the driver's would stop half-way. ``BlinkState`` follows how open each of the
-  driver's own eyes is against its usual openness (scale-free) and ``close_lids`` completes the
-  closing when the driver's eye is nearly shut.
+  driver's own eyes is against its usual openness (scale-free); ``limit_opening`` narrows the
+  portrait's eye at least in proportion (the driver's at 40 % of its usual: the portrait's at most
+  40 % of what it shows at the driver's usual), and ``close_lids`` completes the closing when the
+  driver's eye is nearly shut.
 - **A closed eye shows eyelid skin.** As the lids meet, ``paint_closed`` fades the eye's interior
   (iris, sclera) to eyelid skin sampled from the portrait's upper lid and draws a darker lash line,
   tapering towards the corners, along the closed lid, so that people and the tracker alike read the
@@ -107,18 +109,41 @@ def close_lids(pts: np.ndarray, src: np.ndarray, closure=None) -> None:
         clamp_pairs(pts, src, upper, lower, mode="upper")
 
 
+def limit_opening(pts: np.ndarray, src: np.ndarray, openness, usual, driver_width) -> None:
+    """In place: per eye k, a driver eye narrowed to a share r = ``openness[k] / usual[k]`` < 1 of its
+    usual openness (``BlinkState``) leaves the portrait's eye at most r of what relative motion shows
+    while the driver's eye is at its usual (upper lid moves). ``driver_width[k]``: the driver's eye
+    width in the portrait's pixels (aligned as the relative motion is).
+
+    Relative motion is additive: it subtracts the driver's closing from the portrait's opening, so
+    an eye that it shows more open than the driver's usual (a portrait with larger eyes, or a driver
+    who calibrated squinting) stopped short of closing: on s0 x d12 the driver's left eye at 40 % of
+    its usual opening left the portrait's at 53 % of what it shows at the driver's usual. Where
+    relative motion already closes further (a portrait with smaller eyes), nothing changes, and at
+    the driver's usual openness the limit is what relative motion shows."""
+    for k, (upper, lower, _) in enumerate(EYES):
+        o, u = float(openness[k]), float(usual[k])
+        if not (np.isfinite(o) and np.isfinite(u)) or u <= 1e-6 or o >= u:
+            continue
+        n, up, lo, gap, _ = pair_gaps(pts, src, upper, lower)
+        at_usual = gap + (u - o) * float(driver_width[k])  # the gap were the driver at its usual
+        excess = gap - max(o, 0.0) / u * at_usual
+        pts[up[excess > 0]] += np.outer(excess[excess > 0], n)
+
+
 def clamp_lids(pts: np.ndarray, src: np.ndarray) -> None:
     close_lids(pts, src, None)
 
 
+def eye_widths(pts: np.ndarray) -> np.ndarray:
+    """Per eye: the distance between its corners."""
+    return np.array([np.hypot(*(pts[upper[-1]] - pts[upper[0]])) for upper, _, _ in EYES])
+
+
 def eye_openness(pts: np.ndarray) -> np.ndarray:
     """Per eye: mean lid gap over eye width."""
-    out = []
-    for upper, lower, _ in EYES:
-        width = np.hypot(*(pts[upper[-1]] - pts[upper[0]]))
-        gap = np.linalg.norm(pts[list(lower[2:-2])] - pts[list(upper[2:-2])], axis=1).mean()
-        out.append(gap / max(width, 1e-6))
-    return np.array(out)
+    gaps = [np.linalg.norm(pts[list(lower[2:-2])] - pts[list(upper[2:-2])], axis=1).mean() for upper, lower, _ in EYES]
+    return np.array(gaps) / np.maximum(eye_widths(pts), 1e-6)
 
 
 class BlinkState:
@@ -127,7 +152,8 @@ class BlinkState:
     The usual openness follows the driver's openness quickly upwards and slowly downwards (blinks
     are short; a long squint slowly becomes the new normal). ``update`` returns the closure weight
     per eye in 0..1 for ``close_lids``: 0 while the driver's eye is at least ``CLOSE_START`` of its
-    usual openness, 1 from ``CLOSE_FULL`` down.
+    usual openness, 1 from ``CLOSE_FULL`` down. ``openness`` and ``usual`` (per eye) are what
+    ``limit_opening`` takes.
     """
 
     def __init__(self, up_rate: float = 0.05, down_rate: float = 0.004):
@@ -136,6 +162,7 @@ class BlinkState:
 
     def reset(self) -> None:
         self.usual: np.ndarray | None = None
+        self.openness = np.full(2, np.nan)  # per eye, the last driving face's (eye_openness)
         self.closure = np.zeros(2)
 
     def update(self, driver_pts: np.ndarray) -> np.ndarray:
@@ -146,6 +173,7 @@ class BlinkState:
             self.usual = o.copy()
         rate = np.where(o > self.usual, self.up_rate, self.down_rate)
         self.usual = self.usual + rate * (o - self.usual)
+        self.openness = o
         r = o / np.maximum(self.usual, 1e-6)
         self.closure = smoothstep((CLOSE_START - r) / (CLOSE_START - CLOSE_FULL))
         return self.closure

@@ -498,6 +498,31 @@ def test_blink_state_closes_only_when_the_driver_eye_is_nearly_shut(s42):
     assert np.all(state.update(xy) == 0.0)
 
 
+def test_a_narrowed_driver_eye_narrows_a_larger_portrait_eye_in_proportion(s42):
+    """Relative motion subtracts the driver's closing from the portrait's opening: a portrait eye
+    twice as open as the driver's usual kept 3/4 of its opening while the driver's was at half of
+    its usual. The portrait's eye now narrows in proportion; at the driver's usual it is as relative
+    motion shows it, exactly."""
+    from engine.animators.mesh import eyes
+
+    animator = MeshAnimator()
+    kp = animator.set_source(s42)
+    xy = s42.landmarks.points.copy()
+    usual = xy.copy()
+    usual[:, :2] = _close_eyes(xy[:, :2], 0.5)  # the driver's eyes: half as open as the portrait's
+    for _ in range(5):
+        drv_usual = animator.driving_keypoints(None, FaceLandmarks(usual, s42.size))
+    np.testing.assert_array_equal(animator.target_points(kp), kp.value.astype(np.float64))
+    narrowed = xy.copy()
+    narrowed[:, :2] = _close_eyes(xy[:, :2], 0.75)  # ... now at half of that
+    drv = animator.driving_keypoints(None, FaceLandmarks(narrowed, s42.size))
+    relative = Keypoints(kp.value + (drv.value - drv_usual.value))
+    src_open = eyes.eye_openness(kp.value.astype(np.float64))
+    assert np.all(np.abs(eyes.eye_openness(relative.value.astype(np.float64)) / src_open - 0.75) < 0.05)
+    share = eyes.eye_openness(animator.target_points(relative)) / src_open
+    assert np.all(np.abs(share - 0.5) < 0.05), share  # the previous build: 0.75
+
+
 def test_a_closed_driver_eye_closes_the_portrait_eye_and_shows_lid_skin(s42):
     """Relative motion alone would leave a large-eyed portrait half open; the output must read as
     closed to the tracker and show skin (no iris) where the eye was."""
