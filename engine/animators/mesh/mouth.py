@@ -58,6 +58,11 @@ EDGE_SOFTNESS = 0.012  # of the mouth's width: the lips' shadow over the cavity
 # but MediaPipe then read the opening smaller: s9 x d9 mouth amplitude 0.92 -> 0.85.)
 UPPER_TOOTH_GAPS = (0.0, 0.34, 0.6, 0.78)
 LOWER_TOOTH_GAPS = (0.0, 0.2, 0.4, 0.58)
+# Seen from the front the teeth turn away before the corners, where the cheeks' shadow shows (the
+# buccal corridor): teeth whole up to the first |u| (0 the middle, 1 a corner), gone by the second. A
+# band filling the narrowing corners drew a fang on each side (s0 x d12 at the live size). MediaPipe
+# reads the opening as before (mouth r / amplitude within 0.03 on six pairs).
+CORRIDOR = (0.72, 0.92)
 TOOTH_GAP_SHADE = 0.3  # how much darker a gap is than the teeth beside it, at the biting edge
 
 
@@ -97,8 +102,8 @@ def draw_interior(out: np.ndarray, pts: np.ndarray, source_gap: float, palette: 
 
     Shaded like a real open mouth lit from the front: the cavity darkest deep inside and a little
     lighter towards the lips, a tongue behind the lower teeth once the mouth is wide open, teeth that
-    darken towards the corners with faint gaps between them, and a soft edge (the lips' shadow)
-    instead of a cut-out outline."""
+    darken towards the corners with faint gaps between them and end before the corners, and a soft
+    edge (the lips' shadow) instead of a cut-out outline."""
     gap = opening(pts)
     if gap < 1.0:
         return
@@ -141,8 +146,9 @@ def draw_interior(out: np.ndarray, pts: np.ndarray, source_gap: float, palette: 
     band_up = np.concatenate([pts[UPPER[1:-1]], (pts[UPPER[1:-1]] + t_up * normal)[::-1]])
     t_lo = min(0.22 * gap, 0.06 * width)
     band_lo = np.concatenate([pts[LOWER[2:-2]], (pts[LOWER[2:-2]] - t_lo * normal)[::-1]])
-    teeth_up = fill(band_up, size) * mask
-    teeth_lo = fill(band_lo, size) * mask * 0.8
+    corridor = smoothstep((CORRIDOR[1] - np.abs(u)) / (CORRIDOR[1] - CORRIDOR[0]))
+    teeth_up = fill(band_up, size) * mask * corridor
+    teeth_lo = fill(band_lo, size) * mask * 0.8 * corridor
     # the cavity: darkest deep inside, lighter where the lips' inner faces catch the light
     depth = cv2.distanceTransform((mask > 0.5).astype(np.uint8), cv2.DIST_L2, 3) / max(0.5 * gap, 1.0)
     interior = palette.cavity * (CAVITY_EDGE - (CAVITY_EDGE - CAVITY_DEEP) * smoothstep(depth))[..., None]

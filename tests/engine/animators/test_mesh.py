@@ -272,6 +272,35 @@ def test_drawn_teeth_show_the_gaps_between_them(s42):
     assert gap < 0.9 * incisors, (gap, incisors)
 
 
+def test_the_teeth_end_before_the_corners_of_the_mouth(s42):
+    """Seen from the front, the teeth turn away before the corners and the cheeks' shadow shows
+    there. A band of teeth filling the narrowing corners drew a fang on each side."""
+    animator = MeshAnimator()
+    pts = animator.set_source(s42).value.copy()
+    width = np.linalg.norm(pts[78] - pts[308])
+    pts[sorted({i for column in mouth_mod.LOWER_FACE_COLUMNS for i in column}), 1] += 0.45 * width
+    out = animator.render(Keypoints(pts)).astype(float).mean(axis=2)
+    t = animator.target_points(Keypoints(pts))
+    upper, lower = t[list(mouth_mod.UPPER)], t[list(mouth_mod.LOWER)]
+    left, right = upper[0], upper[-1]
+    tangent = (right - left) / np.linalg.norm(right - left)
+    half = 0.5 * np.linalg.norm(right - left)
+
+    def inside_at(u, v):  # v of the way from the upper inner lip down to the lower, at u across
+        def lip(points):
+            along = (points - 0.5 * (left + right)) @ tangent / half
+            return np.array([np.interp(u, along, points[:, k]) for k in (0, 1)])
+        x, y = np.round(lip(upper) + v * (lip(lower) - lip(upper))).astype(int)
+        return out[y - 1:y + 2, x - 1:x + 2].mean()
+
+    throat = inside_at(0.0, 0.5)
+    teeth = np.mean([inside_at(u, 0.15) for u in (-0.5, 0.5)])
+    assert teeth > throat + 60  # the teeth are there, away from the corners
+    for u in (-0.85, 0.85):  # just under the upper lip, near a corner
+        corner = max(inside_at(u, v) for v in (0.05, 0.1, 0.15))
+        assert corner < throat + 0.3 * (teeth - throat), (u, corner)  # the previous build: 96 of 165
+
+
 def test_follows_real_driver_blinks_mouth_and_head(media, s42):
     from engine.evaluation import evaluate
 
