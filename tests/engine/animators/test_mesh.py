@@ -239,15 +239,21 @@ def test_wider_mouth_draws_a_dark_cavity_not_stretched_lips(s42):
     assert mouth_aspect_ratio(face.points) > mouth_aspect_ratio(s42.landmarks.points) + 0.15
 
 
-def test_drawn_teeth_show_the_gaps_between_them(s42):
-    """Across the upper teeth, near their biting edge, the midline gap is darker than the central
-    incisors beside it: one even band read as a mouthguard."""
+def _wide_open_mouth(portrait):
+    """The portrait with its jaw dropped by 0.45 of its mouth's width: the output's brightness (h, w),
+    the target landmarks, the mouth's width."""
     animator = MeshAnimator()
-    pts = animator.set_source(s42).value.copy()
+    pts = animator.set_source(portrait).value.copy()
     width = np.linalg.norm(pts[78] - pts[308])
     pts[sorted({i for column in mouth_mod.LOWER_FACE_COLUMNS for i in column}), 1] += 0.45 * width
     out = animator.render(Keypoints(pts)).astype(float).mean(axis=2)
-    t = animator.target_points(Keypoints(pts))
+    return out, animator.target_points(Keypoints(pts)), width
+
+
+def test_drawn_teeth_show_the_gaps_between_them(s42):
+    """Across the upper teeth, near their biting edge, the midline gap is darker than the central
+    incisors beside it: one even band read as a mouthguard."""
+    out, t, width = _wide_open_mouth(s42)
     left, right = t[78], t[308]
     tangent = (right - left) / np.linalg.norm(right - left)
     normal = np.array([-tangent[1], tangent[0]]) * (1 if tangent[0] > 0 else -1)
@@ -275,12 +281,7 @@ def test_drawn_teeth_show_the_gaps_between_them(s42):
 def test_the_teeth_end_before_the_corners_of_the_mouth(s42):
     """Seen from the front, the teeth turn away before the corners and the cheeks' shadow shows
     there. A band of teeth filling the narrowing corners drew a fang on each side."""
-    animator = MeshAnimator()
-    pts = animator.set_source(s42).value.copy()
-    width = np.linalg.norm(pts[78] - pts[308])
-    pts[sorted({i for column in mouth_mod.LOWER_FACE_COLUMNS for i in column}), 1] += 0.45 * width
-    out = animator.render(Keypoints(pts)).astype(float).mean(axis=2)
-    t = animator.target_points(Keypoints(pts))
+    out, t, _ = _wide_open_mouth(s42)
     upper, lower = t[list(mouth_mod.UPPER)], t[list(mouth_mod.LOWER)]
     left, right = upper[0], upper[-1]
     tangent = (right - left) / np.linalg.norm(right - left)
