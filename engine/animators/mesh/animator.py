@@ -60,8 +60,7 @@ class MeshAnimator(Animator):
         self._align: tuple[np.ndarray, np.ndarray] | None = None
         self._blink = eyes.BlinkState()
         self._closure: np.ndarray | None = None  # per eye, from the driver's own eyes (None: no driver)
-        # per eye, the driver's openness now and usual, and its eye width in the portrait's pixels
-        self._eye_openness: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._driver_eye_widths: np.ndarray | None = None  # per eye, in the portrait's pixels
 
     # -- per portrait --------------------------------------------------------------------------
     def set_source(self, portrait: Portrait) -> Keypoints:
@@ -110,7 +109,7 @@ class MeshAnimator(Animator):
         self._eye_colours = eyes.colours_from(image, xy)
         self._align = None
         self._blink.reset()
-        self._closure = self._eye_openness = None
+        self._closure = self._driver_eye_widths = None
         return Keypoints(value=xy.astype(np.float32))
 
     def _moving_region(self, dst_all: np.ndarray, step: int) -> tuple[int, int, int, int]:
@@ -140,8 +139,7 @@ class MeshAnimator(Animator):
             self._align = fit_similarity(xy[RIGID_IDX], self._src[RIGID_IDX])
         a, t = self._align
         aligned = xy @ a.T + t
-        if self._blink.usual is not None:
-            self._eye_openness = (self._blink.openness.copy(), self._blink.usual.copy(), eyes.eye_widths(aligned))
+        self._driver_eye_widths = eyes.eye_widths(aligned)
         return Keypoints(value=aligned.astype(np.float32))
 
     def reference_keypoints(self, driving: Keypoints) -> Keypoints:
@@ -162,8 +160,8 @@ class MeshAnimator(Animator):
         and one nearly shut closes it fully, upper lid onto lower.
         """
         pts = _finite(np.asarray(target.value, np.float64).reshape(-1, 2), self._src)
-        if self._eye_openness is not None:
-            eyes.limit_opening(pts, self._src, *self._eye_openness)
+        if self._blink.usual is not None and self._driver_eye_widths is not None:
+            eyes.limit_opening(pts, self._src, self._blink.openness, self._blink.usual, self._driver_eye_widths)
         eyes.close_lids(pts, self._src, self._closure)
         mouth.clamp_inner_lips(pts, self._src)
         mouth.unfold_lower_face(pts, self._src)
