@@ -406,6 +406,43 @@ def test_a_fold_is_drawn_with_a_sharp_edge_not_a_staircase_of_cells(monkeypatch)
     assert (sharp > 40).sum() < 0.05 * (blended > 40).sum()
 
 
+def test_a_band_squeezed_next_to_a_stretched_one_has_sharp_edges_not_a_staircase(monkeypatch):
+    """No fold, but a sharp bend: a row of the mesh pushed up until the band above it is squeezed to
+    a sixth (on a wide yawn the upper lip rises under the nose). The coarse map, upsampled linearly
+    across the bend, misplaces every edge in the squeezed band by up to a cell, differently per cell:
+    a staircase (s2 x d18 at full size: 7 px steps along the upper lip). There too the map is
+    rasterised again per pixel."""
+    import cv2
+    from scipy.spatial import Delaunay
+
+    from engine.animators.mesh import warp as warp_mod
+
+    yy, xx = np.mgrid[0:240, 0:240]
+    image = np.dstack([(xx * 255 // 239), (yy * 255 // 239), ((xx // 12 + yy // 12) % 2) * 255]).astype(np.uint8)
+    g = np.linspace(20, 220, 6)  # 40 px apart
+    src = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    tris = Delaunay(src).simplices.astype(np.int32)
+    sign = np.sign(np.cross(src[tris[:, 1]] - src[tris[:, 0]], src[tris[:, 2]] - src[tris[:, 0]])).astype(float)
+    dst = src.copy()
+    dst[18:24, 1] -= 34.0  # the fourth row up to 6 px under the third
+    moved_sign = np.sign(np.cross(dst[tris[:, 1]] - dst[tris[:, 0]], dst[tris[:, 2]] - dst[tris[:, 0]]))
+    assert np.array_equal(moved_sign, sign)  # no triangle flips: nothing folds
+
+    def render(step):
+        warp = warp_mod.rasterize(src, dst, tris, sign, (0, 0, 240, 240), step)
+        return cv2.remap(image, warp_mod.dense_map(warp), None, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE).astype(int)
+
+    exact = render(1)
+    band = np.s_[90:150, 16:216]  # the squeezed band and the rows around it, inside the mesh (its
+    # own edge, where it meets the still image, is a tear here: the face's has the anchor rings)
+    sharp = (np.abs(render(8) - exact).max(axis=2)[band] > 40).sum()
+    monkeypatch.setattr(warp_mod, "BEND_CELLS", np.inf)  # folds only, as before
+    blended = (np.abs(render(8) - exact).max(axis=2)[band] > 40).sum()
+    assert blended > 300, blended
+    assert sharp < 0.02 * blended, (sharp, blended)
+
+
 def test_a_turned_cheek_is_refined_exactly_with_no_specks_from_beneath(s42, monkeypatch):
     """A head turned 30 degrees folds its far cheek over the face's edge. Around that fold the map
     is rasterised again per pixel; it must then be the per-pixel warp itself. Triangles were picked
