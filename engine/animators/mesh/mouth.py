@@ -62,7 +62,9 @@ LOWER_TOOTH_GAPS = (0.0, 0.2, 0.4, 0.58)
 # buccal corridor): teeth whole up to the first |u| (0 the middle, 1 a corner), gone by the second. A
 # band filling the narrowing corners drew a fang on each side (s0 x d12 at the live size). MediaPipe
 # reads the opening as before (mouth r / amplitude within 0.03 on six pairs).
-CORRIDOR = (0.72, 0.92)
+# Gone by 0.9, not 0.92, since the interior covers a wide-open mouth's own opening whole: at 0.92 the
+# teeth near a corner were back at 31 % of their brightness.
+CORRIDOR = (0.72, 0.9)
 TOOTH_GAP_SHADE = 0.3  # how much darker a gap is than the teeth beside it, at the biting edge
 
 
@@ -107,7 +109,11 @@ def draw_interior(out: np.ndarray, pts: np.ndarray, source_gap: float, palette: 
     gap = opening(pts)
     if gap < 1.0:
         return
-    alpha = float(np.clip((gap - source_gap) / gap, 0.0, 1.0))
+    # The portrait's own opening (teeth behind parted lips) is stretched with the lips; drawn over
+    # in proportion to how far it is stretched, gone at twice its height. Faded out by the share of
+    # the opening that is new instead, half of it still showed at twice its height: grey fog over
+    # the cavity while talking and its stretched teeth as vertical streaks on a yawn (s42).
+    alpha = float(np.clip((gap - source_gap) / max(source_gap, 1.0), 0.0, 1.0))
     if alpha < 0.02:
         return
     poly = np.concatenate([pts[UPPER], pts[LOWER[::-1][1:-1]]])

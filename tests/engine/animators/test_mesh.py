@@ -239,6 +239,31 @@ def test_wider_mouth_draws_a_dark_cavity_not_stretched_lips(s42):
     assert mouth_aspect_ratio(face.points) > mouth_aspect_ratio(s42.landmarks.points) + 0.15
 
 
+def test_at_twice_its_own_opening_none_of_the_portraits_mouth_shows_through(s42):
+    """s42's lips are parted over her teeth. Opened to twice that gap, her own opening is stretched
+    to twice its height; the drawn interior must cover it whole, whatever it holds: half of it showed
+    through (grey fog over the cavity while talking, its teeth as vertical streaks on a yawn)."""
+    pts = MeshAnimator().set_source(s42).value.astype(float)
+    palette = mouth_mod.palette_from(s42.image, pts)
+    own = mouth_mod.opening(pts)
+    assert own > 4  # parted lips
+    target = pts.copy()
+    target[mouth_mod.LOWER[1:-1], 1] += own  # the lower inner lip down by the gap it has
+    assert abs(mouth_mod.opening(target) - 2 * own) < 1.0
+    h, w = s42.image.shape[:2]
+    plain = np.full((h, w, 3), 128, np.uint8)
+    streaks = np.repeat(np.where((np.arange(w) // 3) % 2, 255, 0).astype(np.uint8)[None, :, None], h, 0)
+    streaks = np.ascontiguousarray(np.repeat(streaks, 3, 2))
+    for behind in (plain, streaks):
+        mouth_mod.draw_interior(behind, target, own, palette)
+    inside = np.zeros((h, w), np.uint8)
+    poly = np.concatenate([target[mouth_mod.UPPER], target[mouth_mod.LOWER[::-1][1:-1]]])
+    cv2.fillPoly(inside, [np.round(poly).astype(np.int32)], 1)
+    inside = cv2.erode(inside, np.ones((7, 7), np.uint8)) > 0  # away from the lips' soft shadow
+    assert inside.sum() > 100
+    assert np.abs(plain.astype(int) - streaks.astype(int)).max(axis=2)[inside].max() <= 2
+
+
 def _wide_open_mouth(portrait):
     """The portrait with its jaw dropped by 0.45 of its mouth's width: the output's brightness (h, w),
     the target landmarks, the mouth's width."""
