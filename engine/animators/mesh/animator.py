@@ -40,6 +40,11 @@ from engine.tracking import FaceLandmarks
 RIGID_IDX = np.array(RIGID)
 
 
+def _eye_span(pts: np.ndarray) -> float:
+    """The distance between the eyes' outer corners: the face's size, as the motion scales it."""
+    return max(float(np.hypot(*(pts[263] - pts[33]))), 1e-6)
+
+
 def _finite(points: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     bad = ~np.isfinite(points)
     if np.any(bad):
@@ -61,6 +66,9 @@ class MeshAnimator(Animator):
         self._blink = eyes.BlinkState()
         self._closure: np.ndarray | None = None  # per eye, from the driver's own eyes (None: no driver)
         self._driver_eye_widths: np.ndarray | None = None  # per eye, in the portrait's pixels
+        # the driver's mouth width at calibration, mapped onto the portrait, in its eye spans (so
+        # that it holds when the portrait is switched)
+        self._driver_mouth_width: float | None = None
 
     # -- per portrait --------------------------------------------------------------------------
     def set_source(self, portrait: Portrait) -> Keypoints:
@@ -127,6 +135,7 @@ class MeshAnimator(Animator):
         eye openness on the next driving face (it may be someone else now)."""
         self._align = None
         self._blink.reset()
+        self._driver_mouth_width = None
 
     # -- per frame -----------------------------------------------------------------------------
     def driving_keypoints(self, image: np.ndarray | None, face: FaceLandmarks) -> Keypoints:
@@ -146,10 +155,13 @@ class MeshAnimator(Animator):
         """The calibration frame with the driver's mouth closed: the portrait's mouth then opens by
         the driver's whole opening, also when the driver calibrated mid-word (d3 starts mid-word:
         s4 x d3 mouth r 0.77 -> 0.95, amplitude 0.65 -> 0.89). Drivers read ~0 with the lips together,
-        so a closed-mouth calibration is unchanged."""
+        so a closed-mouth calibration is unchanged. The driver's mouth width here (over its face) sets
+        how far the portrait's mouth opens for the driver's opening (``mouth.open_in_proportion``)."""
         pts = np.asarray(driving.value, np.float64).reshape(-1, 2).copy()
         if len(pts) >= NUM_MESH_POINTS and np.all(np.isfinite(pts)):
             mouth.close_inner_lips(pts)
+            if self._image is not None:
+                self._driver_mouth_width = mouth.mouth_width(pts) / _eye_span(self._src)
         return Keypoints(value=pts.astype(np.float32), jacobian=driving.jacobian)
 
     def target_points(self, target: Keypoints) -> np.ndarray:
@@ -157,12 +169,18 @@ class MeshAnimator(Animator):
 
         Lids: a driver eye narrowed against its usual openness (``eyes.BlinkState``, from the last
         driving face given to ``driving_keypoints``) narrows the portrait's at least in proportion,
-        and one nearly shut closes it fully, upper lid onto lower.
+        and one nearly shut closes it fully, upper lid onto lower. Mouth: the opening the motion adds
+        is scaled by the two mouths' widths (``mouth.open_in_proportion``), then lips that would cross
+        meet and the lower face is kept from folding.
         """
         pts = _finite(np.asarray(target.value, np.float64).reshape(-1, 2), self._src)
         if self._blink.usual is not None and self._driver_eye_widths is not None:
             eyes.limit_opening(pts, self._src, self._blink.openness, self._blink.usual, self._driver_eye_widths)
         eyes.close_lids(pts, self._src, self._closure)
+        if self._driver_mouth_width:
+            # 0.71 (the cartoon s7's small mouth, d18 calibrating with pressed lips) to 1.31 here
+            ratio = mouth.mouth_width(self._src) / _eye_span(self._src) / self._driver_mouth_width
+            mouth.open_in_proportion(pts, self._src, float(np.clip(ratio, 0.5, 2.0)))
         mouth.clamp_inner_lips(pts, self._src)
         mouth.unfold_lower_face(pts, self._src)
         return pts

@@ -9,6 +9,11 @@
   points cross: the 2-D warp folds the lip over the chin, a doubled lip with a jagged edge.
   ``unfold_lower_face`` keeps every column of the lower face (inner lip, lip, chin crease, chin,
   jaw line) in order: rows may compress, never cross.
+- **An opening in proportion.** Relative motion opens the portrait's jaw by the driver's opening in
+  face units, so a portrait whose mouth is narrower for its face than the driver's (most painted
+  ones) opens rounder than the driver's mouth, one with a wider mouth flatter. ``open_in_proportion``
+  scales the opening the motion adds by the two mouths' widths (the driver's as the motion maps it
+  onto the portrait's face), so the portrait's mouth opens to the driver's shape: gap over width.
 """
 from __future__ import annotations
 
@@ -185,6 +190,34 @@ def _tooth_gaps(u: np.ndarray, positions, gap_width: float, strength: np.ndarray
     """Shade (1 on a tooth, darker in a gap) of the gaps at ``positions`` and their mirror images."""
     nearest = np.min([np.abs(np.abs(u) - g) for g in positions], axis=0)
     return 1.0 - TOOTH_GAP_SHADE * strength * np.exp(-(nearest / gap_width) ** 2)
+
+
+def mouth_width(pts: np.ndarray) -> float:
+    """The inner lips' corner-to-corner distance (pixels)."""
+    return float(np.hypot(*(pts[INNER_LIPS_UPPER[-1]] - pts[INNER_LIPS_UPPER[0]])))
+
+
+def open_in_proportion(pts: np.ndarray, src: np.ndarray, ratio: float) -> None:
+    """In place: the opening the motion adds to the portrait's own, times ``ratio`` (the portrait's
+    ``mouth_width`` over the driver's, mapped onto the portrait's face), the jaw doing it: each inner lower-lip point moves along the
+    mouth's normal, and the rest of its lower-face column with it, as in ``close_inner_lips``. The
+    portrait's own opening (parted lips) and the upper lip stay; a mouth the motion presses shut is
+    left to ``clamp_inner_lips``."""
+    if not np.isfinite(ratio) or abs(ratio - 1.0) < 1e-3:
+        return
+    n, _, _, gap, _ = pair_gaps(pts, src, INNER_LIPS_UPPER, INNER_LIPS_LOWER)
+    scale = np.hypot(*(pts[263] - pts[33])) / max(np.hypot(*(src[263] - src[33])), 1e-9)  # the head's
+    n_src = down_normal(src, INNER_LIPS_UPPER[0], INNER_LIPS_UPPER[-1])
+    own = np.maximum((src[LOWER[1:-1]] - src[UPPER[1:-1]]) @ n_src, 0.0) * scale
+    added = np.maximum(gap - own, 0.0)
+    if not np.any(added > 0):
+        return
+    drop, columns = np.zeros(len(pts)), np.zeros(len(pts))
+    for column, a in zip(LOWER_FACE_COLUMNS, added):
+        drop[list(column)] += (ratio - 1.0) * a
+        columns[list(column)] += 1
+    jaw = columns > 0  # a chin point two columns share moves by their mean
+    pts[jaw] += np.outer(drop[jaw] / columns[jaw], n)
 
 
 def clamp_inner_lips(pts: np.ndarray, src: np.ndarray) -> None:

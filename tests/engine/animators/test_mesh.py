@@ -731,6 +731,34 @@ def _open_mouth(xy: np.ndarray, px: float) -> np.ndarray:
     return out
 
 
+def test_the_mouth_opens_to_the_drivers_shape_whatever_the_two_mouths_widths(s42):
+    """A driver whose mouth is 1.3x as wide for its face as the portrait's drops the jaw by D:
+    relative motion opens the portrait's mouth by D too (face units), rounder than the driver's.
+    The portrait's mouth now opens by D / 1.3, so its opening over its width is the driver's; its own
+    parted lips, its upper lip and a driver of its own mouth's width are left as they were."""
+    pts = MeshAnimator().set_source(s42).value.astype(np.float64)
+    own = mouth_mod.opening(pts)
+    width = np.linalg.norm(pts[308] - pts[78])
+    D = 0.3 * width
+    opened = _open_mouth(pts, D)
+
+    def added_opening(driver_width_factor):
+        animator = MeshAnimator()
+        animator.set_source(s42)
+        driver = pts.copy()  # at calibration: the portrait's face with its mouth this much wider
+        lips = sorted(set(mouth_mod.LIPS))
+        centre = pts[[78, 308]].mean(axis=0)
+        driver[lips, 0] = centre[0] + driver_width_factor * (driver[lips, 0] - centre[0])
+        animator.reference_keypoints(Keypoints(driver.astype(np.float32)))
+        target = animator.target_points(Keypoints(opened.astype(np.float32)))
+        assert np.allclose(target[list(mouth_mod.UPPER)], pts[list(mouth_mod.UPPER)], atol=1e-3)  # upper lip stays
+        return mouth_mod.opening(target) - own
+
+    assert added_opening(1.0) == pytest.approx(D, rel=0.03)
+    assert added_opening(1.3) == pytest.approx(D / 1.3, rel=0.05)  # relative motion alone: D
+    assert added_opening(1 / 1.3) == pytest.approx(1.3 * D, rel=0.05)
+
+
 def test_reference_keypoints_close_the_mouth_by_the_jaw():
     from engine.face_regions import INNER_LIPS_LOWER, INNER_LIPS_UPPER, OUTER_LIPS_LOWER
 
@@ -832,8 +860,8 @@ def test_a_real_yawn_does_not_fold_the_lower_lip_over_the_chin(media):
     """d18 yawns; Face Mesh rolls its lower lip so that the lip's outer edge ends up below the chin
     crease. Transferred to s2 (whose lip edge sits close to that crease) the rows crossed and the
     warp doubled the lip over the chin with a jagged edge. The target keeps the rows in order and
-    opens the mouth as wide."""
-    from engine.animators.mesh.mouth import opening
+    opens the mouth as wide as the two mouths' widths say (``open_in_proportion``)."""
+    from engine.animators.mesh.mouth import mouth_width, opening
 
     s2 = load_portrait(media / "sources" / "s2.jpg")
     pipeline = Pipeline(MeshAnimator(), s2, PipelineSettings(smoothing=None))
@@ -846,6 +874,9 @@ def test_a_real_yawn_does_not_fold_the_lower_lip_over_the_chin(media):
     assert not _lower_face_rows_in_order(raw)  # what relative motion alone gives here
     pts = pipeline.animator.target_points(pipeline._last_target)
     assert _lower_face_rows_in_order(pts)
-    assert opening(pts) == pytest.approx(opening(raw), rel=0.02)
+    src = s2.landmarks.xy.astype(np.float64)
+    ratio = mouth_width(src) / np.linalg.norm(src[263] - src[33]) / pipeline.animator._driver_mouth_width
+    own = opening(src) * np.linalg.norm(raw[263] - raw[33]) / np.linalg.norm(src[263] - src[33])
+    assert opening(pts) == pytest.approx(own + ratio * (opening(raw) - own), rel=0.02)
     assert opening(pts) > 0.3 * np.linalg.norm(pts[33] - pts[263])  # still a yawn
     pipeline.close()
