@@ -32,17 +32,13 @@ from engine.animators.mesh.background import PersonLayers
 from engine.animators.mesh.similarity import fit_similarity
 from engine.animators.mesh.warp import choose_step, dense_map, identity_grid, rasterize
 from engine.face_regions import RIGID
+from engine.metrics import inter_ocular
 from engine.motion import Keypoints
 from engine.portrait import Portrait
 from engine.segmentation import person_mask
 from engine.tracking import FaceLandmarks
 
 RIGID_IDX = np.array(RIGID)
-
-
-def _eye_span(pts: np.ndarray) -> float:
-    """The distance between the eyes' outer corners: the face's size, as the motion scales it."""
-    return max(float(np.hypot(*(pts[263] - pts[33]))), 1e-6)
 
 
 def _finite(points: np.ndarray, fallback: np.ndarray) -> np.ndarray:
@@ -66,8 +62,8 @@ class MeshAnimator(Animator):
         self._blink = eyes.BlinkState()
         self._closure: np.ndarray | None = None  # per eye, from the driver's own eyes (None: no driver)
         self._driver_eye_widths: np.ndarray | None = None  # per eye, in the portrait's pixels
-        # the driver's mouth width at calibration, mapped onto the portrait, in its eye spans (so
-        # that it holds when the portrait is switched)
+        # the driver's mouth width at calibration, mapped onto the portrait, in the portrait's
+        # inter-ocular distances (so that it holds when the portrait is switched)
         self._driver_mouth_width: float | None = None
 
     # -- per portrait --------------------------------------------------------------------------
@@ -161,7 +157,7 @@ class MeshAnimator(Animator):
         if len(pts) >= NUM_MESH_POINTS and np.all(np.isfinite(pts)):
             mouth.close_inner_lips(pts)
             if self._image is not None:
-                self._driver_mouth_width = mouth.mouth_width(pts) / _eye_span(self._src)
+                self._driver_mouth_width = mouth.mouth_width(pts) / max(inter_ocular(self._src), 1e-6)
         return Keypoints(value=pts.astype(np.float32), jacobian=driving.jacobian)
 
     def target_points(self, target: Keypoints) -> np.ndarray:
@@ -179,7 +175,7 @@ class MeshAnimator(Animator):
         eyes.close_lids(pts, self._src, self._closure)
         if self._driver_mouth_width:
             # 0.71 (the cartoon s7's small mouth, d18 calibrating with pressed lips) to 1.31 here
-            ratio = mouth.mouth_width(self._src) / _eye_span(self._src) / self._driver_mouth_width
+            ratio = mouth.mouth_width(self._src) / max(inter_ocular(self._src), 1e-6) / self._driver_mouth_width
             mouth.open_in_proportion(pts, self._src, float(np.clip(ratio, 0.5, 2.0)))
         mouth.clamp_inner_lips(pts, self._src)
         mouth.unfold_lower_face(pts, self._src)

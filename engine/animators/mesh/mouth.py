@@ -25,6 +25,7 @@ import numpy as np
 from engine.animators.mesh.eyes import clamp_pairs, down_normal, pair_gaps, smoothstep
 from engine.face_regions import (INNER_LIPS_LOWER, INNER_LIPS_UPPER, LIPS, LOWER_LIP_SEMI_INNER,
                                  LOWER_LIP_SEMI_OUTER, OUTER_LIPS_LOWER)
+from engine.metrics import inter_ocular
 
 UPPER = np.array(INNER_LIPS_UPPER)
 LOWER = np.array(INNER_LIPS_LOWER)
@@ -192,6 +193,11 @@ def _tooth_gaps(u: np.ndarray, positions, gap_width: float, strength: np.ndarray
     return 1.0 - TOOTH_GAP_SHADE * strength * np.exp(-(nearest / gap_width) ** 2)
 
 
+def head_scale(pts: np.ndarray, src: np.ndarray) -> float:
+    """How much larger the target face is than the portrait's (their eyes' outer corners' distance)."""
+    return inter_ocular(pts) / max(inter_ocular(src), 1e-9)
+
+
 def mouth_width(pts: np.ndarray) -> float:
     """The inner lips' corner-to-corner distance (pixels)."""
     return float(np.hypot(*(pts[INNER_LIPS_UPPER[-1]] - pts[INNER_LIPS_UPPER[0]])))
@@ -199,16 +205,15 @@ def mouth_width(pts: np.ndarray) -> float:
 
 def open_in_proportion(pts: np.ndarray, src: np.ndarray, ratio: float) -> None:
     """In place: the opening the motion adds to the portrait's own, times ``ratio`` (the portrait's
-    ``mouth_width`` over the driver's, mapped onto the portrait's face), the jaw doing it: each inner lower-lip point moves along the
-    mouth's normal, and the rest of its lower-face column with it, as in ``close_inner_lips``. The
-    portrait's own opening (parted lips) and the upper lip stay; a mouth the motion presses shut is
-    left to ``clamp_inner_lips``."""
+    ``mouth_width`` over the driver's, mapped onto the portrait's face), the jaw doing it: each inner
+    lower-lip point moves along the mouth's normal, and the rest of its lower-face column with it,
+    as in ``close_inner_lips``. The portrait's own opening (parted lips) and the upper lip stay; a
+    mouth the motion presses shut is left to ``clamp_inner_lips``."""
     if not np.isfinite(ratio) or abs(ratio - 1.0) < 1e-3:
         return
     n, _, _, gap, _ = pair_gaps(pts, src, INNER_LIPS_UPPER, INNER_LIPS_LOWER)
-    scale = np.hypot(*(pts[263] - pts[33])) / max(np.hypot(*(src[263] - src[33])), 1e-9)  # the head's
     n_src = down_normal(src, INNER_LIPS_UPPER[0], INNER_LIPS_UPPER[-1])
-    own = np.maximum((src[LOWER[1:-1]] - src[UPPER[1:-1]]) @ n_src, 0.0) * scale
+    own = np.maximum((src[LOWER[1:-1]] - src[UPPER[1:-1]]) @ n_src, 0.0) * head_scale(pts, src)
     added = np.maximum(gap - own, 0.0)
     if not np.any(added > 0):
         return
@@ -252,8 +257,7 @@ def unfold_lower_face(pts: np.ndarray, src: np.ndarray) -> None:
     they can (least squares) to keep it, the inner lip (it sets the mouth's opening) and the jaw
     line staying put. An unfolded column is left exactly as it is."""
     n, n_src = down_normal(pts, 33, 263), down_normal(src, 33, 263)
-    scale = np.hypot(*(pts[263] - pts[33])) / max(np.hypot(*(src[263] - src[33])), 1e-9)
-    on_portrait = scale * np.diff(src[_COLUMNS] @ n_src, axis=1)
+    on_portrait = head_scale(pts, src) * np.diff(src[_COLUMNS] @ n_src, axis=1)
     spacing = np.where(on_portrait > 0, MIN_ROW_SPACING * on_portrait, on_portrait)  # or its own overlap
     offset = np.concatenate([np.zeros((len(_COLUMNS), 1)), np.cumsum(spacing, axis=1)], axis=1)
     weight = np.ones(_COLUMNS.shape[1])
