@@ -110,6 +110,7 @@ class MeshAnimator(Animator):
         self._layers = PersonLayers.split(image, person_mask(image), xy[list(oval_order())])
         self._palette = mouth.palette_from(image, xy)
         self._src_mouth_gap = mouth.opening(xy)
+        self._src_mouth_width = mouth.mouth_width(xy) / max(inter_ocular(xy), 1e-6)  # in its own face's units
         self._eye_colours = eyes.colours_from(image, xy)
         self._align = None
         self._blink.reset()
@@ -175,7 +176,7 @@ class MeshAnimator(Animator):
         eyes.close_lids(pts, self._src, self._closure)
         if self._driver_mouth_width:
             # 0.71 (the cartoon s7's small mouth, d18 calibrating with pressed lips) to 1.31 here
-            ratio = mouth.mouth_width(self._src) / max(inter_ocular(self._src), 1e-6) / self._driver_mouth_width
+            ratio = self._src_mouth_width / self._driver_mouth_width
             mouth.open_in_proportion(pts, self._src, float(np.clip(ratio, 0.5, 2.0)))
         mouth.clamp_inner_lips(pts, self._src)
         mouth.unfold_lower_face(pts, self._src)
