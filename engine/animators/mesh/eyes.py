@@ -367,8 +367,8 @@ def paint_closed(out: np.ndarray, pts: np.ndarray, colours: EyeColours, src_mapp
                 skin_mask = np.maximum(skin_mask, fill(band) * (1.15 - frac))
         # centred a little below the closed lid line, at the visible margin (its lid point's pair);
         # thickest in the middle, tapering towards the corners as real lashes do
-        t_axis = (up[-1] - up[0]) / max(width, 1e-9)
-        along = np.clip((up - up[0]) @ t_axis / max(width, 1e-9), 0.0, 1.0)  # 0 a corner, 1 the other
+        tangent, _ = _axis(pts, upper[0], upper[-1])
+        along = np.clip((up - up[0]) @ tangent / max(width, 1e-9), 0.0, 1.0)  # 0 a corner, 1 the other
         half = 0.5 * thick * (LASH_TAPER + (1 - LASH_TAPER) * np.sin(np.pi * along))
         centre = up + (margin + 0.5 * thick)[:, None] * n
         m_lash = (fill(np.concatenate([centre - half[:, None] * n, (centre + half[:, None] * n)[::-1]]))
