@@ -62,9 +62,7 @@ class MeshAnimator(Animator):
         self._blink = eyes.BlinkState()
         self._closure: np.ndarray | None = None  # per eye, from the driver's own eyes (None: no driver)
         self._driver_eye_widths: np.ndarray | None = None  # per eye, in the portrait's pixels
-        # the driver's mouth width at calibration, mapped onto the portrait, in the portrait's
-        # inter-ocular distances (so that it holds when the portrait is switched)
-        self._driver_mouth_width: float | None = None
+        self._driver_mouth = mouth.RestingWidth()
 
     # -- per portrait --------------------------------------------------------------------------
     def set_source(self, portrait: Portrait) -> Keypoints:
@@ -110,7 +108,7 @@ class MeshAnimator(Animator):
         self._layers = PersonLayers.split(image, person_mask(image), xy[list(oval_order())])
         self._palette = mouth.palette_from(image, xy)
         self._src_mouth_gap = mouth.opening(xy)
-        self._src_mouth_width = mouth.mouth_width(xy) / max(inter_ocular(xy), 1e-6)  # in its own face's units
+        self._src_mouth_width = mouth.relative_width(xy)
         self._eye_colours = eyes.colours_from(image, xy)
         self._align = None
         self._blink.reset()
@@ -132,7 +130,7 @@ class MeshAnimator(Animator):
         eye openness on the next driving face (it may be someone else now)."""
         self._align = None
         self._blink.reset()
-        self._driver_mouth_width = None
+        self._driver_mouth.reset()
 
     # -- per frame -----------------------------------------------------------------------------
     def driving_keypoints(self, image: np.ndarray | None, face: FaceLandmarks) -> Keypoints:
@@ -141,6 +139,7 @@ class MeshAnimator(Animator):
             return Keypoints(value=xy.astype(np.float32))
         xy = _finite(xy, self._src)
         self._closure = self._blink.update(xy).copy()
+        self._driver_mouth.update(xy)
         if self._align is None:
             self._align = fit_similarity(xy[RIGID_IDX], self._src[RIGID_IDX])
         a, t = self._align
@@ -153,12 +152,13 @@ class MeshAnimator(Animator):
         the driver's whole opening, also when the driver calibrated mid-word (d3 starts mid-word:
         s4 x d3 mouth r 0.77 -> 0.95, amplitude 0.65 -> 0.89). Drivers read ~0 with the lips together,
         so a closed-mouth calibration is unchanged. The driver's mouth width here (over its face) sets
-        how far the portrait's mouth opens for the driver's opening (``mouth.open_in_proportion``)."""
+        how far the portrait's mouth opens for the driver's opening until the driver's lips have been
+        together (``mouth.RestingWidth``, ``mouth.open_in_proportion``)."""
         pts = np.asarray(driving.value, np.float64).reshape(-1, 2).copy()
         if len(pts) >= NUM_MESH_POINTS and np.all(np.isfinite(pts)):
-            mouth.close_inner_lips(pts)
             if self._image is not None:
-                self._driver_mouth_width = mouth.mouth_width(pts) / max(inter_ocular(self._src), 1e-6)
+                self._driver_mouth.calibrate(pts, inter_ocular(self._src))
+            mouth.close_inner_lips(pts)
         return Keypoints(value=pts.astype(np.float32), jacobian=driving.jacobian)
 
     def target_points(self, target: Keypoints) -> np.ndarray:
@@ -174,9 +174,10 @@ class MeshAnimator(Animator):
         if self._blink.usual is not None and self._driver_eye_widths is not None:
             eyes.limit_opening(pts, self._src, self._blink.openness, self._blink.usual, self._driver_eye_widths)
         eyes.close_lids(pts, self._src, self._closure)
-        if self._driver_mouth_width:
-            # 0.71 (the cartoon s7's small mouth, d18 calibrating with pressed lips) to 1.31 here
-            ratio = self._src_mouth_width / self._driver_mouth_width
+        driver_width = self._driver_mouth.value
+        if driver_width:
+            # clipped: a misread mouth (a hand over it, a profile) must not scale the opening wildly
+            ratio = self._src_mouth_width / driver_width
             mouth.open_in_proportion(pts, self._src, float(np.clip(ratio, 0.5, 2.0)))
         mouth.clamp_inner_lips(pts, self._src)
         mouth.unfold_lower_face(pts, self._src)

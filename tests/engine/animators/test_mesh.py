@@ -759,6 +759,40 @@ def test_the_mouth_opens_to_the_drivers_shape_whatever_the_two_mouths_widths(s42
     assert added_opening(1 / 1.3) == pytest.approx(1.3 * D, rel=0.05)
 
 
+def test_a_calibration_with_the_lips_pressed_wide_does_not_set_the_mouths_opening_for_good(s42):
+    """A driver who calibrates with the lips pressed 1.3x as wide as at rest (d18 calibrates at 0.58
+    inter-ocular distances and rests at 0.49) opened the portrait's mouth by D / 1.3 for the whole
+    session. Once the driver's lips have rested together a while, the width at rest counts: D."""
+    xy = s42.landmarks.points.astype(np.float64).copy()
+    rest = xy[:, :2].copy()
+    mouth_mod.close_inner_lips(rest)  # the driver: s42's face with the lips together
+    lips = sorted(set(mouth_mod.LIPS))
+    centre = rest[[78, 308]].mean(axis=0)
+    pressed = rest.copy()
+    pressed[lips, 0] = centre[0] + 1.3 * (pressed[lips, 0] - centre[0])
+    pipeline = Pipeline(MeshAnimator(), s42, PipelineSettings(smoothing=None))
+
+    def opening_after(driver_xy, index):
+        pts = xy.copy()
+        pts[:, :2] = driver_xy
+        pipeline.process(Frame(s42.image, index / 30, index, landmarks=FaceLandmarks(pts.astype(np.float32), s42.size)))
+        return mouth_mod.opening(pipeline.animator.target_points(pipeline._last_target))
+
+    D = 0.3 * np.linalg.norm(rest[308] - rest[78])
+    shut = opening_after(pressed, 0)  # the calibration frame
+    assert opening_after(_open_mouth(pressed, D), 1) - shut == pytest.approx(D / 1.3, rel=0.05)  # no rest yet
+    for i in range(2, 32):  # a second with the lips together at their usual width
+        opening_after(rest, i)
+    assert opening_after(_open_mouth(rest, D), 32) - shut == pytest.approx(D, rel=0.05)
+    # the press comes back for a moment: the width at rest holds
+    for i in range(33, 43):
+        opening_after(pressed, i)
+    assert opening_after(_open_mouth(rest, D), 43) - shut == pytest.approx(D, rel=0.05)
+    pipeline.calibrate()  # someone else, perhaps: their calibration frame counts again
+    opening_after(pressed, 44)
+    assert opening_after(_open_mouth(pressed, D), 45) - shut == pytest.approx(D / 1.3, rel=0.05)
+
+
 def test_reference_keypoints_close_the_mouth_by_the_jaw():
     from engine.face_regions import INNER_LIPS_LOWER, INNER_LIPS_UPPER, OUTER_LIPS_LOWER
 
@@ -875,7 +909,7 @@ def test_a_real_yawn_does_not_fold_the_lower_lip_over_the_chin(media):
     pts = pipeline.animator.target_points(pipeline._last_target)
     assert _lower_face_rows_in_order(pts)
     src = s2.landmarks.xy.astype(np.float64)
-    ratio = mouth_width(src) / np.linalg.norm(src[263] - src[33]) / pipeline.animator._driver_mouth_width
+    ratio = mouth_width(src) / np.linalg.norm(src[263] - src[33]) / pipeline.animator._driver_mouth.value
     own = opening(src) * np.linalg.norm(raw[263] - raw[33]) / np.linalg.norm(src[263] - src[33])
     assert opening(pts) == pytest.approx(own + ratio * (opening(raw) - own), rel=0.02)
     assert opening(pts) > 0.3 * np.linalg.norm(pts[33] - pts[263])  # still a yawn
