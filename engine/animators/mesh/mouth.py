@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -108,6 +109,32 @@ def opening(pts: np.ndarray) -> float:
     return float(np.linalg.norm(pts[LOWER[MIDDLE]] - pts[UPPER[MIDDLE]], axis=1).mean())
 
 
+@lru_cache(maxsize=8)
+def _catmull_rom(n: int, per_segment: int) -> np.ndarray:
+    """The matrix that maps n points, continued straight by one at each end, to their curve."""
+    s = np.arange(per_segment) / per_segment
+    basis = 0.5 * np.stack([-s ** 3 + 2 * s ** 2 - s, 3 * s ** 3 - 5 * s ** 2 + 2,
+                            -3 * s ** 3 + 4 * s ** 2 + s, s ** 3 - s ** 2], axis=1)
+    m = np.zeros(((n - 1) * per_segment + 1, n + 2))
+    for i in range(n - 1):
+        m[i * per_segment:(i + 1) * per_segment, i:i + 4] = basis
+    m[-1, n] = 1.0
+    return m
+
+
+def smooth_curve(points: np.ndarray, per_segment: int = 6) -> np.ndarray:
+    """A Catmull-Rom curve through ``points`` (n, 2) in order, ``per_segment`` samples per segment:
+    point j of ``points`` is sample ``j * per_segment``, the last sample is the last point.
+
+    Drawn straight, the inner-lip landmarks' polygon shows its corners on a large open mouth (s2 at
+    full size: segments of 30-40 px, a faceted cavity and teeth). Uniform knots: on the mouths here
+    the curve is within 0.5 px of the centripetal one (which cannot loop where points bunch up) and
+    costs one product instead of 0.13 ms."""
+    p = np.asarray(points, np.float64)
+    ext = np.concatenate([2 * p[:1] - p[1:2], p, 2 * p[-1:] - p[-2:-1]])  # ends continued straight
+    return _catmull_rom(len(p), per_segment) @ ext
+
+
 def draw_interior(out: np.ndarray, pts: np.ndarray, source_gap: float, palette: MouthPalette) -> None:
     """In place on ``out``: cavity, tongue and teeth inside the target inner-lip polygon.
 
@@ -125,7 +152,9 @@ def draw_interior(out: np.ndarray, pts: np.ndarray, source_gap: float, palette: 
     alpha = float(np.clip((gap - source_gap) / max(source_gap, 1.0), 0.0, 1.0))
     if alpha < 0.02:
         return
-    poly = np.concatenate([pts[UPPER], pts[LOWER[::-1][1:-1]]])
+    k = 6  # curve samples per landmark segment: landmark j of a lip is sample j * k
+    upper, lower = smooth_curve(pts[UPPER], k), smooth_curve(pts[LOWER], k)
+    poly = np.concatenate([upper, lower[::-1][1:-1]])
     h, w = out.shape[:2]
     x0, y0 = np.floor(poly.min(axis=0)).astype(int) - 3
     x1, y1 = np.ceil(poly.max(axis=0)).astype(int) + 4
@@ -158,9 +187,11 @@ def draw_interior(out: np.ndarray, pts: np.ndarray, source_gap: float, palette: 
     v = (rel_x * normal[0] + rel_y * normal[1]) / gap
     # upper teeth: a band under the upper lip, lower teeth: a thinner, shaded band over the lower lip
     t_up = min(0.38 * gap, 0.11 * width)
-    band_up = np.concatenate([pts[UPPER[1:-1]], (pts[UPPER[1:-1]] + t_up * normal)[::-1]])
+    upper_middle = upper[k:len(upper) - k]  # UPPER[1:-1]
+    band_up = np.concatenate([upper_middle, (upper_middle + t_up * normal)[::-1]])
     t_lo = min(0.22 * gap, 0.06 * width)
-    band_lo = np.concatenate([pts[LOWER[2:-2]], (pts[LOWER[2:-2]] - t_lo * normal)[::-1]])
+    lower_middle = lower[2 * k:len(lower) - 2 * k]  # LOWER[2:-2]
+    band_lo = np.concatenate([lower_middle, (lower_middle - t_lo * normal)[::-1]])
     corridor = smoothstep((CORRIDOR[1] - np.abs(u)) / (CORRIDOR[1] - CORRIDOR[0]))
     teeth_up = fill(band_up, size) * mask * corridor
     teeth_lo = fill(band_lo, size) * mask * 0.8 * corridor

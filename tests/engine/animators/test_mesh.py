@@ -303,6 +303,39 @@ def test_drawn_teeth_show_the_gaps_between_them(s42):
     assert gap < 0.9 * incisors, (gap, incisors)
 
 
+def test_the_drawn_mouth_follows_the_lips_curve_not_the_landmarks_polygon():
+    """A large open mouth (a 2048 px portrait: s2 at full size) drawn as the landmarks' polygon showed
+    its corners: a faceted cavity and teeth. The interior follows the smooth curve through them: a
+    round lower lip of radius 150 px with landmarks every 18 degrees leaves 1.85 px between its chords
+    and the circle, and the interior now reaches into that sliver."""
+    from engine.animators.mesh.mouth import MouthPalette, draw_interior, smooth_curve
+
+    centre, radius = np.array([300.0, 200.0]), 150.0
+    theta = np.linspace(0.0, np.pi, len(mouth_mod.UPPER))
+    pts = np.zeros((478, 2))
+    pts[mouth_mod.LOWER] = centre + radius * np.stack([-np.cos(theta), np.sin(theta)], 1)  # a half circle
+    pts[mouth_mod.UPPER] = centre + radius * np.stack([-np.cos(theta), -0.3 * np.sin(theta)], 1)
+    # the curve through the landmarks is the circle within a tenth of a pixel (its end segments, at
+    # the corners, are continued straight: within a pixel and a half)
+    curve = smooth_curve(pts[mouth_mod.LOWER], 8)
+    np.testing.assert_allclose(curve[::8], pts[mouth_mod.LOWER])
+    np.testing.assert_allclose(np.linalg.norm(curve[8:-8] - centre, axis=1), radius, atol=0.1)
+    np.testing.assert_allclose(np.linalg.norm(curve - centre, axis=1), radius, atol=1.5)
+    out = np.full((450, 600, 3), 128, np.uint8)
+    black = np.zeros(3)  # cavity, teeth and tongue alike: what is drawn shows as coverage alone
+    draw_interior(out, pts, 5.0, MouthPalette(cavity=black, teeth=black, tongue=black))
+    coverage = 128 - out[..., 0].astype(int)  # 0 .. 128
+
+    def along(d, angles):  # coverage d px inside the circle
+        at = np.round(centre + (radius - d) * np.stack([-np.cos(angles), np.sin(angles)], 1)).astype(int)
+        return coverage[at[:, 1], at[:, 0]]
+
+    mid = (theta[1:] + theta[:-1]) / 2  # halfway between landmarks: the chords are 1.85 px inside
+    assert np.all(along(1.0, mid) >= 64), along(1.0, mid)  # the polygon: 1-48
+    assert np.all(along(3.0, theta[1:-1]) >= 100)  # well inside: covered, as before
+    assert np.all(along(-1.5, mid) == 0)  # nothing outside the lips
+
+
 def test_the_teeth_end_before_the_corners_of_the_mouth(s42):
     """Seen from the front, the teeth turn away before the corners and the cheeks' shadow shows
     there. A band of teeth filling the narrowing corners drew a fang on each side."""
