@@ -136,7 +136,7 @@ def smooth_curve(points: np.ndarray, per_segment: int = 6) -> np.ndarray:
 
 
 def draw_interior(out: np.ndarray, pts: np.ndarray, source_gap: float, palette: MouthPalette) -> None:
-    """In place on ``out``: cavity, tongue and teeth inside the target inner-lip polygon.
+    """In place on ``out``: cavity, tongue and teeth inside the target inner lips (``smooth_curve``).
 
     Shaded like a real open mouth lit from the front: the cavity darkest deep inside and a little
     lighter towards the lips, a tongue behind the lower teeth once the mouth is wide open, teeth that
@@ -273,9 +273,8 @@ class RestingWidth:
         self._eyes = inter_ocular(pts) / max(portrait_eyes, 1e-9)
 
     def update(self, pts: np.ndarray) -> None:
-        width = mouth_width(pts)
-        if opening(pts) < self.CLOSED * width:
-            self._closed.append(width / max(inter_ocular(pts), 1e-9))
+        if opening(pts) < self.CLOSED * mouth_width(pts):
+            self._closed.append(relative_width(pts))
 
     @property
     def value(self) -> float | None:
