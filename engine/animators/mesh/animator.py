@@ -8,7 +8,8 @@ lip clamping, ring motion from the head's similarity transform (the rings spread
 moves far), the region that moves, a coarse piecewise-affine map, gaze shift, the person warped over
 the still background, closed-eye lid skin and lash line, mouth interior.
 ``driving_keypoints`` also follows how shut each of the driver's own eyes is (``eyes.BlinkState``),
-so a blink closes the portrait's eye whatever the two eyes' sizes.
+so a blink closes the portrait's eye whatever the two eyes' sizes, and the driver's mouth width at
+rest (``mouth.RestingWidth``), so the portrait's mouth opens to the driver's shape.
 
 Driving keypoints: the driver's landmarks mapped into the *portrait's* frame by one similarity
 (fitted on rigid points, on the first driving face after ``set_source``; ``forget_driver()`` refits). In
