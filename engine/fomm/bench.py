@@ -158,6 +158,8 @@ def run_bench(checkpoint=None, config=None, random_weights: bool = False, thread
             if child.is_alive():
                 child.kill()
     result = {f"{name}_ms": statistics.median(ts) for name, ts in times.items()}
+    if "plain_ms" not in result:  # no separate process (CUDA, or asked): the in-process forward is the baseline
+        result["plain_ms"] = result["plain_inproc_ms"]
     for name in ("plain_inproc", "fast", "fast_direct", "onnx"):
         if f"{name}_ms" in result:
             result[f"{name}_speedup"] = result["plain_ms"] / result[f"{name}_ms"]

@@ -119,3 +119,17 @@ def test_malloc_tuning_is_guarded_and_idempotent():
     assert keep_freed_memory() is first
     if not sys.platform.startswith("linux"):
         assert first is False
+
+
+def test_bench_paths_in_process(fomm_fixtures):
+    """``run_bench`` without the separate official process (``--in-process``, and always on CUDA):
+    the in-process forward is the baseline the speedups are against. It raised KeyError before."""
+    from engine.fomm.bench import run_bench
+
+    result = run_bench(checkpoint=fomm_fixtures / "small-cpk.pth.tar", config=fomm_fixtures / "small-config.yaml",
+                       size=64, repeats=2, warmup=0, onnx=False, official_process=False, tune_malloc=False)
+    assert result["plain_in_separate_process"] is False
+    assert result["plain_ms"] == result["plain_inproc_ms"] > 0
+    assert result["fast_speedup"] == pytest.approx(result["plain_ms"] / result["fast_ms"])
+    assert set(result["max_abs_diff_vs_plain"]) == {"plain_inproc", "fast", "fast_direct"}
+    assert max(result["max_abs_diff_vs_plain"].values()) < 1e-4
