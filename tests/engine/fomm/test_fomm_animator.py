@@ -57,6 +57,35 @@ def test_crop_and_paste_back_roundtrip():
     assert out[0, 0].tolist() == [0, 0, 0] and out[119, 149].tolist() == [0, 0, 0]  # outside: the base
 
 
+def _paste_whole_frame(base, crop_rgb, crop, mask):
+    """The plain definition: warp crop and mask to the whole portrait, blend every pixel in float."""
+    import cv2
+
+    w, h = crop.image_size
+    warped = cv2.warpAffine(crop_rgb, crop.inverse, (w, h), flags=cv2.INTER_LINEAR)
+    alpha = cv2.warpAffine(mask, crop.inverse, (w, h), flags=cv2.INTER_LINEAR)[..., None]
+    return np.clip(base * (1 - alpha) + warped * alpha + 0.5, 0, 255).astype(np.uint8), alpha[..., 0]
+
+
+@pytest.mark.parametrize("box", [(300, 200, 700, 640), (-150, -120, 200, 260), (820, 500, 1100, 900),
+                                 (1200, 900, 1500, 1300)])
+def test_paste_back_blends_only_the_crops_footprint(box):
+    """Inside the portrait, in a corner, off its edge, wholly outside: within one level of the
+    whole-frame blend everywhere, and the portrait untouched where the mask is 0."""
+    rng = np.random.default_rng(2)
+    base = rng.integers(0, 255, (800, 1000, 3), dtype=np.uint8)
+    crop = face_crop(np.array(box, np.float32).reshape(2, 2), (1000, 800), size=96, scale=1.6, shift_up=0.1)
+    patch = rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    mask = feather_mask(96)
+    out = paste_back(base, patch, crop, mask)
+    expected, alpha = _paste_whole_frame(base, patch, crop, mask)
+    assert out.shape == base.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - expected).max() <= 1
+    assert np.array_equal(out[alpha == 0], base[alpha == 0])
+    assert (alpha > 0.99).any() == (box[0] < 1000 and box[1] < 800)
+    assert out is not base and not np.shares_memory(out, base)
+
+
 def test_output_is_bad():
     assert output_is_bad(torch.full((1, 3, 8, 8), float("nan")))
     assert output_is_bad(torch.full((1, 3, 8, 8), 0.5))
