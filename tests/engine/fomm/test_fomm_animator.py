@@ -7,7 +7,7 @@ from engine.animators.fomm import FommAnimator
 from engine.fomm import load_checkpoint
 from engine.fomm.crop import crop_image, face_crop, feather_mask, paste_back
 from engine.fomm.runtime import FommRuntime, output_is_bad
-from engine.motion import Keypoints, MotionSettings, RelativeMotion
+from engine.motion import MotionSettings, RelativeMotion
 from engine.portrait import Portrait
 from engine.tracking import FaceLandmarks
 
