@@ -15,7 +15,8 @@
   scales the opening the motion adds by the two mouths' widths (the driver's as the motion maps it
   onto the portrait's face), so the portrait's mouth opens to the driver's shape: gap over width.
   The driver's width is its width at rest (``RestingWidth``), not at the calibration frame: people
-  calibrate smiling or with their lips pressed wide.
+  calibrate smiling or with their lips pressed wide. A portrait's own parted lips narrow with its
+  mouth: kept whole, they read as an opening when the driver purses closed lips.
 """
 from __future__ import annotations
 
@@ -53,6 +54,10 @@ _COLUMNS = np.array(LOWER_FACE_COLUMNS)  # (9 columns, 9 rows)
 # the portrait (a yawning driver's lower lip thins to ~55 % of its rest thickness).
 MIN_ROW_SPACING = 0.35
 UNFOLD_PASSES = 3  # two columns share their chin with a neighbour: a few passes settle both
+# The portrait's own parted lips narrow with its mouth down to this share of their gap; a mouth wider
+# than painted (a smile) keeps the painted gap: a widening gap showed more teeth in closed-lip smiles
+# and raised s10 x d3's mouth amplitude 1.28 -> 1.37.
+OWN_GAP_WIDTH_RANGE = (0.6, 1.0)
 
 # Mouth interior shading: the cavity's brightness (x the palette's) at the lips and deep inside; the
 # tongue's colour (x the lips') and half-axes (of the half-width, of the opening). Kept dark and
@@ -288,19 +293,24 @@ def open_in_proportion(pts: np.ndarray, src: np.ndarray, ratio: float) -> None:
     """In place: the opening the motion adds to the portrait's own, times ``ratio`` (the portrait's
     ``mouth_width`` over the driver's, mapped onto the portrait's face), the jaw doing it: each inner
     lower-lip point moves along the mouth's normal, and the rest of its lower-face column with it,
-    as in ``close_inner_lips``. The portrait's own opening (parted lips) and the upper lip stay; a
-    mouth the motion presses shut is left to ``clamp_inner_lips``."""
-    if not np.isfinite(ratio) or abs(ratio - 1.0) < 1e-3:
+    as in ``close_inner_lips``. The portrait's own opening (parted lips) narrows with the mouth's
+    width (``OWN_GAP_WIDTH_RANGE``: pursed lips close their gap in proportion) and stays as painted
+    when the mouth widens; the upper lip stays. A mouth the motion presses shut is left to
+    ``clamp_inner_lips``."""
+    if not np.isfinite(ratio):
         return
     n, _, _, gap, _ = pair_gaps(pts, src, INNER_LIPS_UPPER, INNER_LIPS_LOWER)
     n_src = down_normal(src, INNER_LIPS_UPPER[0], INNER_LIPS_UPPER[-1])
     own = np.maximum((src[LOWER[1:-1]] - src[UPPER[1:-1]]) @ n_src, 0.0) * head_scale(pts, src)
-    added = np.maximum(gap - own, 0.0)
-    if not np.any(added > 0):
+    width = float(np.clip(relative_width(pts) / max(relative_width(src), 1e-9), *OWN_GAP_WIDTH_RANGE))
+    added = gap - own
+    wanted = own * width + np.where(added > 0, ratio * added, added)
+    drop_by_pair = wanted - gap
+    if not np.any(np.abs(drop_by_pair) > 1e-6):
         return
     drop, columns = np.zeros(len(pts)), np.zeros(len(pts))
-    for column, a in zip(LOWER_FACE_COLUMNS, added):
-        drop[list(column)] += (ratio - 1.0) * a
+    for column, d in zip(LOWER_FACE_COLUMNS, drop_by_pair):
+        drop[list(column)] += d
         columns[list(column)] += 1
     jaw = columns > 0  # a chin point two columns share moves by their mean
     pts[jaw] += np.outer(drop[jaw] / columns[jaw], n)
