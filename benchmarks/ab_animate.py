@@ -8,8 +8,8 @@ revision REV (its `engine/` extracted to a temporary package) and of the working
 recorded targets frame by frame, alternately, twice over: drift hits both alike. Each animator is
 also given each frame's driving face first (untimed, as the pipeline's motion stage does), and the
 first frame's as its calibration, so both close lids and open the mouth the same way. Prints both
-medians and their ratio, and on how many frames the two builds' outputs differ (a change meant to be faster only must read 0); ``--base HEAD`` on a clean tree reads
-about 1.00.
+medians and their ratio, and on how many frames the two builds' outputs differ (a change meant to
+be faster only must read 0); ``--base HEAD`` on a clean tree reads about 1.00.
 """
 from __future__ import annotations
 
