@@ -1,5 +1,6 @@
 """One object for live use: models on a device, per-source cache, torch / ONNX Runtime backends,
-and the CUDA fp16 autocast option with automatic fall back to fp32."""
+TF32 convolutions on CUDA (the runtime's choice, not torch's default), and the CUDA fp16 autocast
+option with automatic fall back to fp32."""
 from __future__ import annotations
 
 import contextlib
