@@ -70,6 +70,20 @@ def paced_source(images, fps: float = 30.0, loop: bool = True, then=None):
     return factory
 
 
+class ReopenedSource:
+    """A camera factory whose first opening is ``first`` (one that ends or fails) and whose later
+    openings (Reconnect) are a healthy looping camera of ``images``; counts the openings. Reconnect
+    must then show frames again however slowly the machine runs: a second short-lived source could
+    end again before a loaded machine showed a few of its frames."""
+
+    def __init__(self, first, images):
+        self.first, self.healthy, self.opened = first, paced_source(images), 0
+
+    def __call__(self):
+        self.opened += 1
+        return self.first() if self.opened == 1 else self.healthy()
+
+
 class FakeVirtualCamera:
     """Stands in for pyvirtualcam.Camera: keeps what it was sent."""
 

@@ -10,8 +10,8 @@ from PySide6.QtCore import Qt
 
 from app.threads import SourceSpec
 from engine.errors import DrivingVideoError
-from tests.app.conftest import (add_probe, driving_frames, paced_source, start_then_switch, wait_frames,
-                                wait_ready)
+from tests.app.conftest import (ReopenedSource, add_probe, driving_frames, paced_source, start_then_switch,
+                                wait_frames, wait_ready)
 
 
 def _assert_responsive(qtbot, w):
@@ -21,7 +21,7 @@ def _assert_responsive(qtbot, w):
     qtbot.waitUntil(lambda: w.gallery.currentRow() != row, timeout=5000)
 
 
-def _camera_lost_then_reconnect(qtbot, w, expected: str):
+def _camera_lost_then_reconnect(qtbot, w, expected: str, source: ReopenedSource):
     qtbot.waitUntil(lambda: "Camera lost" in w.messages.text("camera"), timeout=20000)
     assert expected in w.messages.text("camera")
     assert "Traceback" not in w.messages.text()
@@ -38,6 +38,7 @@ def _camera_lost_then_reconnect(qtbot, w, expected: str):
     button.click()
     assert "Camera lost" not in w.messages.text()
     wait_frames(qtbot, w, 3, probe)
+    assert source.opened == 2  # Reconnect opened the source again
 
 
 def test_video_file_ends_message_last_frame_held_reconnect(qtbot, make_window, media):
@@ -46,8 +47,9 @@ def test_video_file_ends_message_last_frame_held_reconnect(qtbot, make_window, m
     w.start(SourceSpec("demo"))
     wait_ready(qtbot, w)
     wait_frames(qtbot, w, 2)
-    w.set_camera(SourceSpec("file", "short"), paced_source(frames, loop=False))  # ends mid-run
-    _camera_lost_then_reconnect(qtbot, w, "no more frames")
+    source = ReopenedSource(paced_source(frames, loop=False), frames)  # ends mid-run
+    w.set_camera(SourceSpec("file", "short"), source)
+    _camera_lost_then_reconnect(qtbot, w, "no more frames", source)
 
 
 def test_camera_read_failure_message_last_frame_held_reconnect(qtbot, make_window, media):
@@ -58,8 +60,10 @@ def test_camera_read_failure_message_last_frame_held_reconnect(qtbot, make_windo
     w.start(SourceSpec("demo"))
     wait_ready(qtbot, w)
     wait_frames(qtbot, w, 2)
-    w.set_camera(SourceSpec("camera", "0"), paced_source(driving_frames(media, n=15), loop=False, then=fail))
-    _camera_lost_then_reconnect(qtbot, w, "camera 0 stopped delivering frames")
+    frames = driving_frames(media, n=15)
+    source = ReopenedSource(paced_source(frames, loop=False, then=fail), frames)
+    w.set_camera(SourceSpec("camera", "0"), source)
+    _camera_lost_then_reconnect(qtbot, w, "camera 0 stopped delivering frames", source)
 
 
 def test_camera_that_cannot_open_at_all(qtbot, make_window):
