@@ -108,8 +108,7 @@ class MeshAnimator(Animator):
         self._grid = identity_grid(self._roi, self._step)
         self._layers = PersonLayers.split(image, person_mask(image), xy[list(oval_order())])
         self._palette = mouth.palette_from(image, xy)
-        self._src_mouth_gap = mouth.opening(xy)
-        self._src_mouth_width = mouth.relative_width(xy)
+        self._mouth = mouth.PortraitMouth.of(xy)
         self._eye_colours = eyes.colours_from(image, xy)
         self._align = None
         self._blink.reset()
@@ -178,8 +177,8 @@ class MeshAnimator(Animator):
         driver_width = self._driver_mouth.value
         if driver_width:
             # clipped: a misread mouth (a hand over it, a profile) must not scale the opening wildly
-            ratio = self._src_mouth_width / driver_width
-            mouth.open_in_proportion(pts, self._src, float(np.clip(ratio, 0.5, 2.0)))
+            ratio = self._mouth.relative_width / driver_width
+            mouth.open_in_proportion(pts, self._mouth, float(np.clip(ratio, 0.5, 2.0)))
         mouth.clamp_inner_lips(pts, self._src)
         mouth.unfold_lower_face(pts, self._src)
         return pts
@@ -207,5 +206,5 @@ class MeshAnimator(Animator):
         self._layers.composite(dense_map(warp), out, roi)
         eyes.paint_closed(out, pts, self._eye_colours, self._src @ a.T + t)
         if self.draw_mouth:
-            mouth.draw_interior(out, pts, self._src_mouth_gap, self._palette)
+            mouth.draw_interior(out, pts, self._mouth.opening, self._palette)
         return out

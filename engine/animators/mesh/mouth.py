@@ -289,7 +289,23 @@ class RestingWidth:
         return usual * self._eyes
 
 
-def open_in_proportion(pts: np.ndarray, src: np.ndarray, ratio: float) -> None:
+@dataclass(frozen=True)
+class PortraitMouth:
+    """The portrait's own mouth, worked out once per portrait (``of``), for the per-frame steps."""
+
+    own_gaps: np.ndarray  # (9,) its inner-lip pairs' gaps along the mouth's normal, px (0 where they touch)
+    opening: float  # ``opening``: mean gap over the middle, px
+    relative_width: float  # ``relative_width``
+    inter_ocular: float  # px
+
+    @classmethod
+    def of(cls, src: np.ndarray) -> "PortraitMouth":
+        n = down_normal(src, INNER_LIPS_UPPER[0], INNER_LIPS_UPPER[-1])
+        return cls(own_gaps=np.maximum((src[LOWER[1:-1]] - src[UPPER[1:-1]]) @ n, 0.0), opening=opening(src),
+                   relative_width=relative_width(src), inter_ocular=inter_ocular(src))
+
+
+def open_in_proportion(pts: np.ndarray, portrait: PortraitMouth, ratio: float) -> None:
     """In place: the opening the motion adds to the portrait's own, times ``ratio`` (the portrait's
     ``mouth_width`` over the driver's, mapped onto the portrait's face), the jaw doing it: each inner
     lower-lip point moves along the mouth's normal, and the rest of its lower-face column with it,
@@ -299,10 +315,9 @@ def open_in_proportion(pts: np.ndarray, src: np.ndarray, ratio: float) -> None:
     ``clamp_inner_lips``."""
     if not np.isfinite(ratio):
         return
-    n, _, _, gap, _ = pair_gaps(pts, src, INNER_LIPS_UPPER, INNER_LIPS_LOWER)
-    n_src = down_normal(src, INNER_LIPS_UPPER[0], INNER_LIPS_UPPER[-1])
-    own = np.maximum((src[LOWER[1:-1]] - src[UPPER[1:-1]]) @ n_src, 0.0) * head_scale(pts, src)
-    width = float(np.clip(relative_width(pts) / max(relative_width(src), 1e-9), *OWN_GAP_WIDTH_RANGE))
+    n, _, _, gap, _ = pair_gaps(pts, pts, INNER_LIPS_UPPER, INNER_LIPS_LOWER)
+    own = portrait.own_gaps * (inter_ocular(pts) / max(portrait.inter_ocular, 1e-9))
+    width = float(np.clip(relative_width(pts) / max(portrait.relative_width, 1e-9), *OWN_GAP_WIDTH_RANGE))
     added = gap - own
     wanted = own * width + np.where(added > 0, ratio * added, added)
     drop_by_pair = wanted - gap
