@@ -33,7 +33,6 @@ from engine.animators.mesh.background import PersonLayers
 from engine.animators.mesh.similarity import fit_similarity
 from engine.animators.mesh.warp import choose_step, dense_map, identity_grid, rasterize
 from engine.face_regions import RIGID
-from engine.metrics import inter_ocular
 from engine.motion import Keypoints
 from engine.portrait import Portrait
 from engine.segmentation import person_mask
@@ -157,7 +156,7 @@ class MeshAnimator(Animator):
         pts = np.asarray(driving.value, np.float64).reshape(-1, 2).copy()
         if len(pts) >= NUM_MESH_POINTS and np.all(np.isfinite(pts)):
             if self._image is not None:
-                self._driver_mouth.calibrate(pts, inter_ocular(self._src))
+                self._driver_mouth.calibrate(pts, self._mouth.inter_ocular)
             mouth.close_inner_lips(pts)
         return Keypoints(value=pts.astype(np.float32), jacobian=driving.jacobian)
 
