@@ -51,8 +51,11 @@ LOWER_FACE_COLUMNS = tuple(
     if outer in _BELOW_LIP)
 _COLUMNS = np.array(LOWER_FACE_COLUMNS)  # (9 columns, 9 rows)
 # How far a row of the lower face may close up on the next one: this fraction of their spacing on
-# the portrait (a yawning driver's lower lip thins to ~55 % of its rest thickness).
-MIN_ROW_SPACING = 0.35
+# the portrait. Face Mesh reads a shouting driver's lower face squeezed to half its height (d18: inner
+# lip to chin 0.48 -> 0.25 inter-ocular distances) as it rolls the lip in 3-D; passed on to a 2-D warp
+# at 0.35 that squeezed s2's lower lip to a thin grey rim, and people and the tracker read the shout
+# as a closed mouth (mouth r 0.69). At 0.8 the lip keeps its body and the chin drops with the jaw.
+MIN_ROW_SPACING = 0.8
 UNFOLD_PASSES = 3  # two columns share their chin with a neighbour: a few passes settle both
 # The portrait's own parted lips narrow with its mouth down to this share of their gap; a mouth wider
 # than painted (a smile) keeps the painted gap: a widening gap showed more teeth in closed-lip smiles
@@ -355,19 +358,21 @@ def close_inner_lips(pts: np.ndarray) -> None:
 
 
 def unfold_lower_face(pts: np.ndarray, src: np.ndarray) -> None:
-    """In place: put each lower-face column back in order where the motion made its rows cross.
+    """In place: put each lower-face column back in order where the motion made its rows cross or
+    close up.
 
     Along the face's vertical (perpendicular to the eye corners' line), each row must stay at least
     ``MIN_ROW_SPACING`` of its portrait spacing below the row above (rows the portrait itself has
     out of order keep their own overlap). Where a column breaks that, its points move the least
-    they can (least squares) to keep it, the inner lip (it sets the mouth's opening) and the jaw
-    line staying put. An unfolded column is left exactly as it is."""
+    they can (least squares) to keep it, the inner lip (it sets the mouth's opening) staying put:
+    rows pushed down push the chin and the jaw line down with them, as a dropping jaw does. An
+    unfolded column is left exactly as it is."""
     n, n_src = down_normal(pts, 33, 263), down_normal(src, 33, 263)
     on_portrait = head_scale(pts, src) * np.diff(src[_COLUMNS] @ n_src, axis=1)
     spacing = np.where(on_portrait > 0, MIN_ROW_SPACING * on_portrait, on_portrait)  # or its own overlap
     offset = np.concatenate([np.zeros((len(_COLUMNS), 1)), np.cumsum(spacing, axis=1)], axis=1)
     weight = np.ones(_COLUMNS.shape[1])
-    weight[[0, -1]] = 1e6  # the inner lip and the jaw line stay
+    weight[0] = 1e6  # the inner lip stays
     for _ in range(UNFOLD_PASSES):
         y = pts[_COLUMNS] @ n
         folded = np.nonzero(np.any(np.diff(y, axis=1) < spacing - 1e-9, axis=1))[0]

@@ -937,29 +937,51 @@ def _lower_face_rows_in_order(pts: np.ndarray) -> bool:
     return all(np.all(np.diff(pts[list(column)] @ n) > 0) for column in mouth_mod.LOWER_FACE_COLUMNS)
 
 
-def test_unfold_puts_crossed_lower_face_rows_back_in_order(s42):
+def test_unfold_keeps_the_lower_face_in_order_and_the_lower_lip_its_body(s42):
+    from engine.animators.mesh.eyes import down_normal
+
     animator = MeshAnimator()
     src = animator.set_source(s42).value.astype(np.float64)
     assert _lower_face_rows_in_order(src)
+    columns = np.array(mouth_mod.LOWER_FACE_COLUMNS)
+    inner, outer, jaw = columns[:, 0], columns[:, 3], columns[:, -1]
+    on_portrait = np.diff(src[columns] @ down_normal(src, 33, 263), axis=1)  # row spacing, px
     target = _open_mouth(src, 20.0)  # a jaw drop: nothing crosses, nothing changes
     unchanged = target.copy()
     mouth_mod.unfold_lower_face(unchanged, src)
     np.testing.assert_array_equal(unchanged, target)
+    n = down_normal(target, 33, 263)
+
     # the lower lip's outer edge rolls 15 px further down than the chin crease under it
-    outer = [column[3] for column in mouth_mod.LOWER_FACE_COLUMNS]
     folded = target.copy()
     folded[outer, 1] += 15.0
     assert not _lower_face_rows_in_order(folded)
     fixed = folded.copy()
     mouth_mod.unfold_lower_face(fixed, src)
     assert _lower_face_rows_in_order(fixed)
-    inner = [column[0] for column in mouth_mod.LOWER_FACE_COLUMNS]
-    jaw = [column[-1] for column in mouth_mod.LOWER_FACE_COLUMNS]
-    np.testing.assert_allclose(fixed[inner + jaw], folded[inner + jaw], atol=1e-3)  # opening and jaw kept
+    np.testing.assert_allclose(fixed[inner], folded[inner], atol=1e-3)  # the opening is kept
+    # each row stays at least MIN_ROW_SPACING of its portrait spacing below the one above
+    assert mouth_mod.MIN_ROW_SPACING >= 0.8
+    assert np.all(np.diff(fixed[columns] @ n, axis=1) >= mouth_mod.MIN_ROW_SPACING * on_portrait - 1e-3)
+    assert np.all((fixed[jaw] - folded[jaw]) @ n >= -1e-6)  # the jaw never comes up
     # points moved only along the face's vertical: nothing along the eyes' line
     across = (folded[263] - folded[33]) / np.linalg.norm(folded[263] - folded[33])
     np.testing.assert_allclose((fixed - folded) @ across, 0.0, atol=1e-6)
     assert np.abs(fixed - folded).max() > 3.0
+
+    # a shout as Face Mesh reads it (d18): everything under the inner lip squeezed to half its
+    # height. The lip keeps its body, and the chin and the jaw line drop below where the motion put
+    # them (when the jaw line stayed, s2's lip thinned to a grey rim and the shout read as closed).
+    squeezed = target.copy()
+    top = np.repeat(inner, columns.shape[1] - 1)
+    below = columns[:, 1:].ravel()
+    squeezed[below] = squeezed[top] + 0.5 * (squeezed[below] - squeezed[top])
+    opened = squeezed.copy()
+    mouth_mod.unfold_lower_face(opened, src)
+    np.testing.assert_allclose(opened[inner], squeezed[inner], atol=1e-3)
+    lip = (opened[outer] - opened[inner]) @ n
+    assert np.all(lip >= mouth_mod.MIN_ROW_SPACING * on_portrait[:, :3].sum(axis=1) - 1e-3)
+    assert np.all((opened[jaw] - squeezed[jaw]) @ n > 0.2 * on_portrait.sum(axis=1))
 
 
 def test_a_real_yawn_does_not_fold_the_lower_lip_over_the_chin(media):
@@ -985,4 +1007,15 @@ def test_a_real_yawn_does_not_fold_the_lower_lip_over_the_chin(media):
     own = opening(src) * np.linalg.norm(raw[263] - raw[33]) / np.linalg.norm(src[263] - src[33])
     assert opening(pts) == pytest.approx(own + ratio * (opening(raw) - own), rel=0.02)
     assert opening(pts) > 0.3 * np.linalg.norm(pts[33] - pts[263])  # still a yawn
+    # Face Mesh squeezes d18's lower face to half its height here (inner lip to chin 0.48 -> 0.25 eye
+    # distances). s2's lower lip keeps its body and the chin drops below where relative motion put it;
+    # the jaw line used to stay there and the lip thinned to a rim (14 of its 39 px; chin 18 px up).
+    from engine.animators.mesh.eyes import down_normal
+
+    columns = np.array(mouth_mod.LOWER_FACE_COLUMNS)
+    n = down_normal(pts, 33, 263)
+    scale = np.linalg.norm(pts[263] - pts[33]) / np.linalg.norm(src[263] - src[33])
+    lip, own_lip = (pts[columns[:, 3]] - pts[columns[:, 0]]) @ n, (src[columns[:, 3]] - src[columns[:, 0]]) @ down_normal(src, 33, 263)
+    assert np.all(lip >= 0.75 * scale * own_lip)
+    assert (pts[152] - raw[152]) @ n > 5.0
     pipeline.close()
