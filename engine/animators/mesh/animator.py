@@ -179,7 +179,7 @@ class MeshAnimator(Animator):
             ratio = self._mouth.relative_width / driver_width
             mouth.open_in_proportion(pts, self._mouth, float(np.clip(ratio, 0.5, 2.0)))
         mouth.clamp_inner_lips(pts, self._src)
-        mouth.unfold_lower_face(pts, self._src)
+        mouth.unfold_lower_face(pts, self._mouth)
         return pts
 
     def render(self, target: Keypoints) -> np.ndarray:

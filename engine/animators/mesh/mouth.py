@@ -8,7 +8,8 @@
   crease under it), and on a portrait whose lower lip sits closer to that crease the transferred
   points cross: the 2-D warp folds the lip over the chin, a doubled lip with a jagged edge.
   ``unfold_lower_face`` keeps every column of the lower face (inner lip, lip, chin crease, chin,
-  jaw line) in order: rows may compress, never cross.
+  jaw line) in order: rows may close up a little, never cross; where the driver's close up more
+  (a shout), the chin drops instead.
 - **An opening in proportion.** Relative motion opens the portrait's jaw by the driver's opening in
   face units, so a portrait whose mouth is narrower for its face than the driver's (most painted
   ones) opens rounder than the driver's mouth, one with a wider mouth flatter. ``open_in_proportion``
@@ -235,11 +236,6 @@ def _tooth_gaps(u: np.ndarray, positions, gap_width: float, strength: np.ndarray
     return 1.0 - TOOTH_GAP_SHADE * strength * np.exp(-(nearest / gap_width) ** 2)
 
 
-def head_scale(pts: np.ndarray, src: np.ndarray) -> float:
-    """How much larger the target face is than the portrait's (their eyes' outer corners' distance)."""
-    return inter_ocular(pts) / max(inter_ocular(src), 1e-9)
-
-
 def mouth_width(pts: np.ndarray) -> float:
     """The inner lips' corner-to-corner distance (pixels)."""
     return float(np.hypot(*(pts[INNER_LIPS_UPPER[-1]] - pts[INNER_LIPS_UPPER[0]])))
@@ -300,12 +296,18 @@ class PortraitMouth:
     opening: float  # ``opening``: mean gap over the middle, px
     relative_width: float  # ``relative_width``
     inter_ocular: float  # px
+    row_spacing: np.ndarray  # (9, 8) each lower-face column's rows' spacing along the face's vertical, px
 
     @classmethod
     def of(cls, src: np.ndarray) -> "PortraitMouth":
         n = down_normal(src, INNER_LIPS_UPPER[0], INNER_LIPS_UPPER[-1])
         return cls(own_gaps=np.maximum((src[LOWER[1:-1]] - src[UPPER[1:-1]]) @ n, 0.0), opening=opening(src),
-                   relative_width=relative_width(src), inter_ocular=inter_ocular(src))
+                   relative_width=relative_width(src), inter_ocular=inter_ocular(src),
+                   row_spacing=np.diff(src[_COLUMNS] @ down_normal(src, 33, 263), axis=1))
+
+    def scale(self, pts: np.ndarray) -> float:
+        """How much larger the face ``pts`` is than the portrait's (their eyes' outer corners' distance)."""
+        return inter_ocular(pts) / max(self.inter_ocular, 1e-9)
 
 
 def open_in_proportion(pts: np.ndarray, portrait: PortraitMouth, ratio: float) -> None:
@@ -319,7 +321,7 @@ def open_in_proportion(pts: np.ndarray, portrait: PortraitMouth, ratio: float) -
     if not np.isfinite(ratio):
         return
     n, _, _, gap, _ = pair_gaps(pts, pts, INNER_LIPS_UPPER, INNER_LIPS_LOWER)
-    own = portrait.own_gaps * (inter_ocular(pts) / max(portrait.inter_ocular, 1e-9))
+    own = portrait.own_gaps * portrait.scale(pts)
     width = float(np.clip(relative_width(pts) / max(portrait.relative_width, 1e-9), *OWN_GAP_WIDTH_RANGE))
     added = gap - own
     wanted = own * width + np.where(added > 0, ratio * added, added)
@@ -357,7 +359,7 @@ def close_inner_lips(pts: np.ndarray) -> None:
     pts[jaw] -= np.outer(lift[jaw] / columns[jaw], n)
 
 
-def unfold_lower_face(pts: np.ndarray, src: np.ndarray) -> None:
+def unfold_lower_face(pts: np.ndarray, portrait: PortraitMouth) -> None:
     """In place: put each lower-face column back in order where the motion made its rows cross or
     close up.
 
@@ -367,8 +369,8 @@ def unfold_lower_face(pts: np.ndarray, src: np.ndarray) -> None:
     they can (least squares) to keep it, the inner lip (it sets the mouth's opening) staying put:
     rows pushed down push the chin and the jaw line down with them, as a dropping jaw does. An
     unfolded column is left exactly as it is."""
-    n, n_src = down_normal(pts, 33, 263), down_normal(src, 33, 263)
-    on_portrait = head_scale(pts, src) * np.diff(src[_COLUMNS] @ n_src, axis=1)
+    n = down_normal(pts, 33, 263)
+    on_portrait = portrait.scale(pts) * portrait.row_spacing
     spacing = np.where(on_portrait > 0, MIN_ROW_SPACING * on_portrait, on_portrait)  # or its own overlap
     offset = np.concatenate([np.zeros((len(_COLUMNS), 1)), np.cumsum(spacing, axis=1)], axis=1)
     weight = np.ones(_COLUMNS.shape[1])

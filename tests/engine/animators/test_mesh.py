@@ -943,12 +943,13 @@ def test_unfold_keeps_the_lower_face_in_order_and_the_lower_lip_its_body(s42):
     animator = MeshAnimator()
     src = animator.set_source(s42).value.astype(np.float64)
     assert _lower_face_rows_in_order(src)
+    portrait = mouth_mod.PortraitMouth.of(src)
     columns = np.array(mouth_mod.LOWER_FACE_COLUMNS)
     inner, outer, jaw = columns[:, 0], columns[:, 3], columns[:, -1]
     on_portrait = np.diff(src[columns] @ down_normal(src, 33, 263), axis=1)  # row spacing, px
     target = _open_mouth(src, 20.0)  # a jaw drop: nothing crosses, nothing changes
     unchanged = target.copy()
-    mouth_mod.unfold_lower_face(unchanged, src)
+    mouth_mod.unfold_lower_face(unchanged, portrait)
     np.testing.assert_array_equal(unchanged, target)
     n = down_normal(target, 33, 263)
 
@@ -957,7 +958,7 @@ def test_unfold_keeps_the_lower_face_in_order_and_the_lower_lip_its_body(s42):
     folded[outer, 1] += 15.0
     assert not _lower_face_rows_in_order(folded)
     fixed = folded.copy()
-    mouth_mod.unfold_lower_face(fixed, src)
+    mouth_mod.unfold_lower_face(fixed, portrait)
     assert _lower_face_rows_in_order(fixed)
     np.testing.assert_allclose(fixed[inner], folded[inner], atol=1e-3)  # the opening is kept
     # each row stays at least MIN_ROW_SPACING of its portrait spacing below the one above
@@ -977,7 +978,7 @@ def test_unfold_keeps_the_lower_face_in_order_and_the_lower_lip_its_body(s42):
     below = columns[:, 1:].ravel()
     squeezed[below] = squeezed[top] + 0.5 * (squeezed[below] - squeezed[top])
     opened = squeezed.copy()
-    mouth_mod.unfold_lower_face(opened, src)
+    mouth_mod.unfold_lower_face(opened, portrait)
     np.testing.assert_allclose(opened[inner], squeezed[inner], atol=1e-3)
     lip = (opened[outer] - opened[inner]) @ n
     assert np.all(lip >= mouth_mod.MIN_ROW_SPACING * on_portrait[:, :3].sum(axis=1) - 1e-3)
