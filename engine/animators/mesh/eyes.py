@@ -383,13 +383,23 @@ def paint_closed(out: np.ndarray, pts: np.ndarray, colours: EyeColours, src_mapp
 
 
 def gaze_offsets(pts: np.ndarray, src: np.ndarray, max_fraction: float = 0.18) -> np.ndarray:
-    """(2, 2): per eye, how far the target iris moved relative to its own eye contour (target px)."""
+    """(2, 2): per eye, how far the target iris moved relative to its own eye contour (target px),
+    sideways or up, never down.
+
+    Shifting the eye's interior down samples what lies above the iris in the portrait: the upper
+    lid's lash line, nearly always over the iris's top. It showed as a dark smear in the eye (s9 x
+    d10, whose iris Face Mesh reads 0.1 of an eye width lower as she opens her eyes wide), and the
+    tracker read those eyes less open: eye r on s9 x d6 0.85 -> 0.90 without it. A gaze down loses
+    little: the upper lid follows the eye down, and the motion moves the lid. Up, the interior
+    samples the sclera under the iris, which is there to show."""
     out = np.zeros((2, 2))
     if pts.shape[0] < 478:
         return out
     for k, (upper, lower, iris) in enumerate(EYES):
         contour = list(upper) + list(lower[1:-1])
         o = (pts[iris] - src[iris]) - (pts[contour] - src[contour]).mean(axis=0)
+        down = down_normal(pts, upper[0], upper[-1])
+        o = o - max(float(o @ down), 0.0) * down
         width = np.hypot(*(pts[upper[-1]] - pts[upper[0]]))
         limit = max_fraction * width
         mag = np.hypot(*o)

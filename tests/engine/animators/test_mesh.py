@@ -587,6 +587,23 @@ def test_gaze_moves_the_iris_inside_a_still_eye(s42):
     assert np.abs(looks[True].astype(int) - s42.image)[outside].max() <= 1
 
 
+def test_gaze_moves_the_iris_up_but_never_down(s42):
+    """Irises that move up inside a still eye move its interior up (the sclera under the iris shows);
+    moved down they leave it as it was: shifting the interior down pulled the upper lid's lash line
+    into the eye, a dark smear (s9 x d10)."""
+    from engine.face_regions import IRISES
+
+    width = np.ptp(s42.landmarks.xy[[33, 133], 0])
+    moved = {}
+    for name, dy in (("up", -0.1 * width), ("down", 0.1 * width)):
+        animator = MeshAnimator()
+        value = animator.set_source(s42).value.copy()
+        value[list(IRISES), 1] += np.float32(dy)
+        moved[name] = _iris_centre(animator.render(Keypoints(value)), s42) - _iris_centre(s42.image, s42)
+    assert moved["up"][1] < -0.4 * 0.1 * width
+    assert np.abs(moved["down"]).max() < 0.5
+
+
 def test_lids_close_upper_onto_lower_and_do_not_cross():
     from engine.animators.mesh import eyes
     from engine.animators.mesh.triangulation import EYES
