@@ -1033,7 +1033,8 @@ def test_a_real_yawn_does_not_fold_the_lower_lip_over_the_chin(media):
     columns = np.array(mouth_mod.LOWER_FACE_COLUMNS)
     n = down_normal(pts, 33, 263)
     scale = np.linalg.norm(pts[263] - pts[33]) / np.linalg.norm(src[263] - src[33])
-    lip, own_lip = (pts[columns[:, 3]] - pts[columns[:, 0]]) @ n, (src[columns[:, 3]] - src[columns[:, 0]]) @ down_normal(src, 33, 263)
+    lip = (pts[columns[:, 3]] - pts[columns[:, 0]]) @ n
+    own_lip = (src[columns[:, 3]] - src[columns[:, 0]]) @ down_normal(src, 33, 263)
     assert np.all(lip >= 0.75 * scale * own_lip)
     assert (pts[152] - raw[152]) @ n > 5.0
     pipeline.close()
