@@ -1002,6 +1002,18 @@ def test_unfold_keeps_the_lower_face_in_order_and_the_lower_lip_its_body(s42):
     assert np.all((opened[jaw] - squeezed[jaw]) @ n > 0.2 * on_portrait.sum(axis=1))
 
 
+def test_a_shout_reads_as_an_open_mouth(media):
+    """d18 yawns twice and shouts (frames 0-159). On s2, fitted to the live output's size, the tracker
+    reads the output's mouth opening with the driver's: when the lower lip thinned to a grey rim under
+    the shout's dark hole it read as a closed mouth (mouth r 0.70 on these frames; 0.97 now)."""
+    from engine.evaluation import evaluate
+
+    s2 = load_portrait(media / "sources" / "s2.jpg").resized((720, 720))
+    r = evaluate(media / "sources" / "s2.jpg", media / "driving" / "d18.mp4", max_frames=160, portrait=s2)
+    assert r.output_faces == r.frames == 160
+    assert r.mouth_corr >= 0.9 and 0.7 <= r.mouth_amplitude <= 1.3
+
+
 def test_a_real_yawn_does_not_fold_the_lower_lip_over_the_chin(media):
     """d18 yawns; Face Mesh rolls its lower lip so that the lip's outer edge ends up below the chin
     crease. Transferred to s2 (whose lip edge sits close to that crease) the rows crossed and the
