@@ -23,6 +23,8 @@ only drops keypoint Jacobians, which this engine does not produce, so it renders
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from engine.animators.base import Animator
@@ -200,7 +202,9 @@ class MeshAnimator(Animator):
             if np.any(offsets):
                 inv_scale = 1.0 / max(np.sqrt(abs(np.linalg.det(a))), 1e-6)
                 for k in range(2):
-                    warp.shift(self._eye_of == k, -offsets[k] * inv_scale)
+                    shift = -offsets[k] * inv_scale
+                    turn = partial(eyes.eyeball_turn, src=self._src, eye=k, offset=shift)
+                    warp.shift(self._eye_of == k, shift, by=turn)
         out = self._image.copy()
         self._layers.composite(dense_map(warp), out, roi)
         eyes.paint_closed(out, pts, self._eye_colours, self._src @ a.T + t)

@@ -382,6 +382,28 @@ def paint_closed(out: np.ndarray, pts: np.ndarray, colours: EyeColours, src_mapp
         out[y0:y1, x0:x1] = np.clip(crop + 0.5, 0, 255).astype(np.uint8)
 
 
+def eyeball_turn(pos: np.ndarray, src: np.ndarray, eye: int, offset: np.ndarray) -> np.ndarray:
+    """(K, 2): how far to move the portrait positions ``pos`` (K, 2) that eye ``eye``'s interior
+    samples, for a gaze that shifts its samples by ``offset`` (portrait px), as an eyeball turns.
+
+    Across the eye's axis the shift is whole. Along it, the iris moves by the whole shift and the
+    sclera on either side stretches or squeezes between the iris and the eye's corners, which stay:
+    shifted whole, the samples at the trailing corner came from beyond it, the lid rim drawn into
+    the sclera as a red-brown smear (s7 x d6). The iris is squeezed on its leading side, as a turned
+    eyeball's is."""
+    upper, _, iris = EYES[eye]
+    a, b = src[upper[0]], src[upper[-1]]
+    length = max(float(np.hypot(*(b - a))), 1e-6)
+    axis = (b - a) / length
+    along = float(offset @ axis)
+    u = (pos - a) @ axis  # 0 at one corner, length at the other
+    # where the iris is drawn: its samples move by -along (a sample shifted by +along draws the
+    # iris that far the other way)
+    peak = float(np.clip((src[iris] - a) @ axis - along, 0.1 * length, 0.9 * length))
+    tent = np.where(u <= peak, u / peak, (length - u) / (length - peak))
+    return np.outer(np.clip(tent, 0.0, 1.0) * along, axis) + (offset - along * axis)
+
+
 def gaze_offsets(pts: np.ndarray, src: np.ndarray, max_fraction: float = 0.18) -> np.ndarray:
     """(2, 2): per eye, how far the target iris moved relative to its own eye contour (target px),
     sideways or up, never down.

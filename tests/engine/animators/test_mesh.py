@@ -604,6 +604,40 @@ def test_gaze_moves_the_iris_up_but_never_down(s42):
     assert np.abs(moved["down"]).max() < 0.5
 
 
+def test_a_sideways_gaze_turns_the_eyeball_and_keeps_its_corners(s42):
+    """Along the eye's axis the iris moves by the whole shift and the sclera stretches or squeezes
+    between it and the corners, which stay: shifted whole, the interior at the trailing corner was
+    drawn from beyond it, the lid rim smeared into the sclera (s7 x d6)."""
+    from engine.animators.mesh import eyes
+    from engine.animators.mesh.triangulation import EYES
+    from engine.face_regions import IRISES
+
+    src = s42.landmarks.xy.astype(np.float64)
+    upper, _, iris = EYES[0]
+    a, b = src[upper[0]], src[upper[-1]]
+    width = np.hypot(*(b - a))
+    axis = (b - a) / width
+    shift = -0.15 * width * axis  # samples from the left: the iris is drawn 0.15 widths to the right
+    u = np.linspace(0.0, width, 41)
+    pos = a + np.outer(u, axis)
+    moved = pos + eyes.eyeball_turn(pos, src, 0, shift)
+    after = (moved - a) @ axis
+    assert after[0] == pytest.approx(0.0, abs=1e-9) and after[-1] == pytest.approx(width, abs=1e-9)
+    assert np.all(np.diff(after) > 0) and np.all((after >= 0) & (after <= width))  # in order, inside
+    drawn = src[iris] - shift  # where the iris's centre is drawn now
+    assert (drawn + eyes.eyeball_turn(drawn[None], src, 0, shift)[0]) == pytest.approx(src[iris], abs=1e-6)
+    # rendered: the trailing corner's pixels keep their colour; the iris moves
+    animator = MeshAnimator()
+    value = animator.set_source(s42).value.copy()
+    value[list(IRISES)] += (0.15 * width * axis).astype(np.float32)
+    out = animator.render(Keypoints(value))
+    x0, y0 = np.floor(a + 0.02 * width * axis - 0.03 * width).astype(int)
+    x1, y1 = np.ceil(a + 0.12 * width * axis + 0.03 * width).astype(int)
+    corner = np.abs(out[y0:y1, x0:x1].astype(int) - s42.image[y0:y1, x0:x1]).mean()
+    assert corner < 6.0, corner
+    assert _iris_centre(out, s42)[0] - _iris_centre(s42.image, s42)[0] > 0.5 * 0.15 * width
+
+
 def test_lids_close_upper_onto_lower_and_do_not_cross():
     from engine.animators.mesh import eyes
     from engine.animators.mesh.triangulation import EYES
