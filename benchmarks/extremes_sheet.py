@@ -7,8 +7,8 @@ extreme (the widest mouth, a blink, the widest eyes, the largest turn or nod) fa
 This finds, per driver, the frame where its raw Face Mesh landmarks reach each extreme
 (``engine.metrics``), runs the mesh engine over the driver as ``eval`` does, and tiles the output's
 face at those frames: one row per driver, one column per extreme, the driver's face small in the
-corner. Two faults were found this way (the twelfth session: a shout's lower lip squeezed to a rim,
-the gaze's smear in a wide-open eye); neither moved the quality table much before it was fixed.
+corner. The twelfth session found three faults this way: a shout's lower lip squeezed to a rim, and
+the gaze drawing the lid into the eye, down in a wide-open eye and past the corner sideways.
 """
 from __future__ import annotations
 
