@@ -20,7 +20,9 @@ with three corrections:
   (``outer_sclera``), or a white crescent or triangle would stay under the closed lid.
 
 Gaze: the irises are not in the warp mesh; the eye's interior is shifted by how far the target
-iris moves relative to its eye (``gaze_offsets``).
+iris moves relative to its eye (``gaze_offsets``), sideways or up, never down (down, it drew the
+upper lid's lash line into the eye). Sideways the eyeball turns (``eyeball_turn``): the iris moves,
+the sclera stretches and squeezes between it and the corners, which stay.
 """
 from __future__ import annotations
 
