@@ -10,7 +10,9 @@ per axis the driver moves more than 3° (others shown in parentheses), output fa
 pair: the axis hardly moves, or the metric is n/a there (the driver barely blinks / talks, the
 tracker shakes more on the still portrait than on the driver, or the tracker's pose of the driver
 and of the same video mirrored correlate below 0.9 on that axis); the "misses" column says which and
-why. A summary (met / measurable, n/a counted apart) with the worst pairs follows.
+why. A summary (met / measurable, n/a counted apart) with the worst pairs follows, and the eye, mouth
+and jitter measures of the landmarks the engine posed the portrait to (``PosedGeometry``: no tracker
+reads them back; not targets) beside the output's.
 """
 from __future__ import annotations
 
@@ -154,6 +156,31 @@ def _summary(reports, seconds):
           f"mouth r {med([r.mouth_corr for r in mouth]):.2f}, mouth amp {med([r.mouth_amplitude for r in mouth]):.2f}, "
           f"jitter ratio {med([r.jitter_ratio for r in jit]):.2f} (all pairs {med([r.jitter_ratio for r in reports]):.2f}), "
           f"engine ms {med([r.engine_ms for r in reports]):.1f}")
+    posed = [r for r in reports if r.geometry is not None]
+    if posed:
+        # the same measures on the landmarks the engine posed the portrait to: what it asks for, with
+        # no tracker reading the picture back (not targets: see engine.evaluation.PosedGeometry)
+        g = lambda r: r.geometry  # noqa: E731
+        checks = {
+            "eye corr >= 0.85": ([r for r in posed if r.eye_measurable], lambda m: m.eye_corr >= 0.85),
+            "eye amplitude 0.7-1.3": ([r for r in posed if r.eye_measurable], lambda m: 0.7 <= m.eye_amplitude <= 1.3),
+            "mouth corr >= 0.90": ([r for r in posed if r.mouth_measurable], lambda m: m.mouth_corr >= 0.90),
+            "mouth amplitude 0.7-1.3": ([r for r in posed if r.mouth_measurable],
+                                        lambda m: 0.7 <= m.mouth_amplitude <= 1.3),
+        }
+        parts = [f"{name} {sum(bool(ok(g(r))) for r in pairs)}/{len(pairs)} (output {sum(bool(ok(r)) for r in pairs)})"
+                 for name, (pairs, ok) in checks.items()]
+        parts.append(f"jitter ratio <= 1 {sum(r.geometry_jitter_ratio <= 1 for r in posed)}/{len(posed)} "
+                     f"(output {sum(r.jitter_ratio <= 1 for r in posed if r.jitter_measurable)}/"
+                     f"{sum(r.jitter_measurable for r in posed)} measurable)")
+        print("- posed landmarks, no tracker (output re-tracked in brackets): " + "; ".join(parts))
+        print(f"- eye, mouth and jitter targets all met: posed landmarks {sum(not r.geometry_misses() for r in posed)}"
+              f"/{len(posed)}, output re-tracked {sum(not r.openness_and_jitter_misses() for r in posed)}/{len(posed)}")
+        print(f"- medians, posed landmarks: eye r {med([g(r).eye_corr for r in posed if r.eye_measurable]):.2f}, "
+              f"eye amp {med([g(r).eye_amplitude for r in posed if r.eye_measurable]):.2f}, "
+              f"mouth r {med([g(r).mouth_corr for r in posed if r.mouth_measurable]):.2f}, "
+              f"mouth amp {med([g(r).mouth_amplitude for r in posed if r.mouth_measurable]):.2f}, "
+              f"jitter ratio {med([r.geometry_jitter_ratio for r in posed]):.2f}")
     worst = sorted(reports, key=lambda r: len(r.failures()), reverse=True)[:8]
     print("- most misses: " + "; ".join(f"{r.source}×{r.driving} ({', '.join(r.failures())})" for r in worst if r.failures()))
 

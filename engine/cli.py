@@ -431,7 +431,8 @@ def _report_lines(d: dict) -> list[str]:
     known = {"source", "driving", "engine", "frames", "driver_faces", "output_faces", "eye_corr",
              "eye_amplitude", "mouth_corr", "mouth_amplitude", "pose_corr", "pose_range_deg",
              "pose_error_deg", "jitter_output", "jitter_driver", "jitter_ratio", "engine_ms",
-             "contact_sheet", "moving_axes", "measurable_axes", "pose_control", "failures"}
+             "contact_sheet", "moving_axes", "measurable_axes", "pose_control", "failures", "geometry",
+             "geometry_jitter_ratio", "geometry_misses"}
     lines = [f"eval: {d.get('engine', '?')} engine, {d.get('source', '?')} x {d.get('driving', '?')}, "
              f"{d.get('frames', '?')} frames (face found: driver {d.get('driver_faces', '?')}, "
              f"output {d.get('output_faces', '?')})",
@@ -447,6 +448,12 @@ def _report_lines(d: dict) -> list[str]:
     lines.append(f"  jitter: output {f('jitter_output', '{:.3f}')}, driver {f('jitter_driver', '{:.3f}')}, "
                  f"ratio {f('jitter_ratio')}")
     lines.append(f"  engine: {f('engine_ms')} ms per frame (median, tracking excluded)")
+    geometry = d.get("geometry")
+    if geometry:
+        g = {k: "n/a" if v is None else f"{v:.2f}" for k, v in geometry.items()}
+        lines.append(f"  posed landmarks (no tracker; not targets): eyes {g['eye_corr']} / {g['eye_amplitude']}, "
+                     f"mouth {g['mouth_corr']} / {g['mouth_amplitude']} (correlation / amplitude), "
+                     f"jitter ratio {f('geometry_jitter_ratio')}")
     for key, value in d.items():
         if key not in known:
             lines.append(f"  {key}: {value}")

@@ -6,6 +6,11 @@ itself runs through the real ``Pipeline`` with the default settings (relative mo
 One-Euro smoothing), with capture times taken from the video's frame rate so the filter sees real
 time. A contact sheet (driver | output every ``every_n`` frames) lets a person look.
 
+Beside the output, the same eye, mouth and jitter measures are taken on the landmarks the engine
+posed the portrait to (``PosedGeometry``; engines whose keypoints are face landmarks): what the
+animation asks for, with no tracker reading it back. They are not the targets; where they part from
+the output's, the tracker reads the picture differently from its geometry.
+
 Two controls say where a target cannot be measured this way, and such a target is reported n/a with
 its reason, never as met: the tracker's jitter on the still portrait (``tracker_jitter_floor``) and
 the *mirror control* for head pose (``mirror_control``: how well the tracker's pose of the driver
@@ -51,6 +56,18 @@ FLOOR_FRAMES = 40
 
 
 @dataclass
+class PosedGeometry:
+    """Eye, mouth and jitter measures of the landmarks the engine posed the portrait to
+    (``Animator.posed_landmarks``), against the same raw driver, over frames with both."""
+
+    eye_corr: float
+    eye_amplitude: float
+    mouth_corr: float
+    mouth_amplitude: float
+    jitter: float  # like ``QualityReport.jitter_output``: in the landmarks' own inter-ocular distances
+
+
+@dataclass
 class QualityReport:
     source: str
     driving: str
@@ -73,6 +90,7 @@ class QualityReport:
     mouth_range_driver: float = float("nan")  # driver's mouth openness range (see MOUTH_RANGE_MIN)
     jitter_floor: float = float("nan")  # tracker jitter on the still portrait (see FLOOR_FRAMES)
     pose_control: dict = field(default_factory=dict)  # axis -> the mirror control's correlation (see above)
+    geometry: PosedGeometry | None = None  # None: the engine's keypoints are not face landmarks
 
     @property
     def jitter_ratio(self) -> float:
@@ -119,23 +137,52 @@ class QualityReport:
         """Targets this pair misses, one short line each (empty: all met). Targets the pair cannot
         measure (``not_applicable``) are neither met nor missed: they are listed there."""
         out = []
-        lo, hi = AMPLITUDE_RANGE
         if self.output_faces < self.frames:
             out.append(f"output face lost in {self.frames - self.output_faces} frames")
-        if self.eye_measurable:
-            if not self.eye_corr >= EYE_CORR_MIN:
-                out.append(f"eye corr {self.eye_corr:.2f} < {EYE_CORR_MIN}")
-            if not lo <= self.eye_amplitude <= hi:
-                out.append(f"eye amplitude {self.eye_amplitude:.2f} outside {lo}-{hi}")
-        if self.mouth_measurable:
-            if not self.mouth_corr >= MOUTH_CORR_MIN:
-                out.append(f"mouth corr {self.mouth_corr:.2f} < {MOUTH_CORR_MIN}")
-            if not lo <= self.mouth_amplitude <= hi:
-                out.append(f"mouth amplitude {self.mouth_amplitude:.2f} outside {lo}-{hi}")
+        out += self._openness_misses(self)
         for axis in self.measurable_axes:
             c = self.pose_corr.get(axis, float("nan"))
             if not c >= POSE_CORR_MIN:
                 out.append(f"{axis} corr {c:.2f} < {POSE_CORR_MIN}")
+        if self.jitter_measurable and not self.jitter_ratio <= 1.0:
+            out.append(f"jitter ratio {self.jitter_ratio:.2f} > 1")
+        return out
+
+    def _openness_misses(self, m) -> list[str]:
+        """The eye and mouth targets ``m`` (this report, or its ``geometry``) misses."""
+        out = []
+        lo, hi = AMPLITUDE_RANGE
+        if self.eye_measurable:
+            if not m.eye_corr >= EYE_CORR_MIN:
+                out.append(f"eye corr {m.eye_corr:.2f} < {EYE_CORR_MIN}")
+            if not lo <= m.eye_amplitude <= hi:
+                out.append(f"eye amplitude {m.eye_amplitude:.2f} outside {lo}-{hi}")
+        if self.mouth_measurable:
+            if not m.mouth_corr >= MOUTH_CORR_MIN:
+                out.append(f"mouth corr {m.mouth_corr:.2f} < {MOUTH_CORR_MIN}")
+            if not lo <= m.mouth_amplitude <= hi:
+                out.append(f"mouth amplitude {m.mouth_amplitude:.2f} outside {lo}-{hi}")
+        return out
+
+    @property
+    def geometry_jitter_ratio(self) -> float:
+        g = self.geometry
+        return g.jitter / self.jitter_driver if g is not None and self.jitter_driver > 0 else float("nan")
+
+    def geometry_misses(self) -> list[str] | None:
+        """The eye, mouth and jitter targets the posed landmarks miss (the eye and mouth ones where
+        the driver moves enough to measure them; the jitter one always: no tracker shakes them).
+        Not a verdict: ``failures`` is, on the output. None without posed landmarks."""
+        if self.geometry is None:
+            return None
+        out = self._openness_misses(self.geometry)
+        if not self.geometry_jitter_ratio <= 1.0:
+            out.append(f"jitter ratio {self.geometry_jitter_ratio:.2f} > 1")
+        return out
+
+    def openness_and_jitter_misses(self) -> list[str]:
+        """The output's misses on the targets ``geometry_misses`` measures too (no pose, no face count)."""
+        out = self._openness_misses(self)
         if self.jitter_measurable and not self.jitter_ratio <= 1.0:
             out.append(f"jitter ratio {self.jitter_ratio:.2f} > 1")
         return out
@@ -148,8 +195,12 @@ class QualityReport:
     def from_dict(cls, d: dict) -> "QualityReport":
         """The report ``to_dict`` wrote (its derived keys are recomputed, None reads back as NaN)."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: (float("nan") if v is None and k not in ("contact_sheet",) else v)
-                      for k, v in d.items() if k in names})
+        values = {k: (float("nan") if v is None and k not in ("contact_sheet", "geometry") else v)
+                  for k, v in d.items() if k in names}
+        if values.get("geometry") is not None:
+            values["geometry"] = PosedGeometry(**{k: float("nan") if v is None else v
+                                                  for k, v in values["geometry"].items()})
+        return cls(**values)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -158,7 +209,14 @@ class QualityReport:
         d["measurable_axes"] = self.measurable_axes
         d["failures"] = self.failures()
         d["not_applicable"] = self.not_applicable()
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
+        d["geometry_jitter_ratio"] = self.geometry_jitter_ratio
+        d["geometry_misses"] = self.geometry_misses()
+
+        def plain(v):
+            if isinstance(v, dict):
+                return {k: plain(x) for k, x in v.items()}
+            return None if isinstance(v, float) and math.isnan(v) else v
+        return plain(d)
 
 
 def _tile(image: np.ndarray, height: int) -> np.ndarray:
@@ -203,7 +261,7 @@ def evaluate(source_path, driving_path, engine: str = "mesh", max_frames: int | 
     pipeline = Pipeline(animator, portrait, settings,
                         tracker=None if not use_landmarks else _NullTracker())
     smoother = LandmarkFilter(settings.smoothing) if settings.smoothing is not None else None
-    drv_pts, mir_pts, out_pts, sheet = [], [], [], []
+    drv_pts, mir_pts, out_pts, posed_pts, sheet = [], [], [], [], []
     busy_ms = []
     drivers_for_sheet = {}
 
@@ -234,6 +292,8 @@ def evaluate(source_path, driving_path, engine: str = "mesh", max_frames: int | 
                 busy_ms.append(sum(v for k, v in result.timings_ms.items() if k != "track"))
                 out_face = output_tracker.track(result.animated, result.t_capture)
                 out_pts.append(out_face.points if isinstance(out_face, FaceLandmarks) else None)
+                # consumed before the next frame is animated: the animator's state is this frame's
+                posed_pts.append(None if result.target is None else animator.posed_landmarks(result.target))
                 if result.frame_index in drivers_for_sheet:
                     sheet.append((drivers_for_sheet.pop(result.frame_index), result.animated))
     finally:
@@ -245,9 +305,27 @@ def evaluate(source_path, driving_path, engine: str = "mesh", max_frames: int | 
         write_contact_sheet(sheet, contact_sheet_path)
     report = _report(Path(source_path).name, Path(driving_path).name, engine, drv_pts, out_pts, busy_ms,
                      str(contact_sheet_path) if contact_sheet_path is not None else None)
+    if any(p is not None for p in posed_pts):
+        report.geometry = posed_geometry(drv_pts, posed_pts)
     report.jitter_floor = tracker_jitter_floor(pipeline.portrait.image, fps)
     report.pose_control = mirror_control(drv_pts, mir_pts)
     return report
+
+
+def _series(fn, pts_list, use) -> np.ndarray:
+    """``fn`` of each frame's landmarks where ``use`` says so, NaN elsewhere."""
+    return np.array([fn(p) if ok else np.nan for p, ok in zip(pts_list, use)])
+
+
+def posed_geometry(driver_pts, posed_pts) -> PosedGeometry:
+    """Eye, mouth and jitter measures of the posed landmarks against the driver's, frame by frame."""
+    both = [d is not None and p is not None for d, p in zip(driver_pts, posed_pts)]
+    eye_d, eye_p = (_series(metrics.eye_aspect_ratio, pts, both) for pts in (driver_pts, posed_pts))
+    mouth_d, mouth_p = (_series(metrics.mouth_aspect_ratio, pts, both) for pts in (driver_pts, posed_pts))
+    return PosedGeometry(
+        eye_corr=metrics.correlation(eye_p, eye_d), eye_amplitude=metrics.amplitude_ratio(eye_p, eye_d),
+        mouth_corr=metrics.correlation(mouth_p, mouth_d), mouth_amplitude=metrics.amplitude_ratio(mouth_p, mouth_d),
+        jitter=metrics.jitter([p if ok else None for p, ok in zip(posed_pts, both)]))
 
 
 def mirror_control(driver_pts, mirrored_pts) -> dict:
@@ -299,12 +377,8 @@ class _NullTracker:
 def _report(source, driving, engine, drv_pts, out_pts, busy_ms, sheet) -> QualityReport:
     n = len(drv_pts)
     both = [d is not None and o is not None for d, o in zip(drv_pts, out_pts)]
-
-    def series(fn, pts_list):
-        return np.array([fn(p) if ok else np.nan for p, ok in zip(pts_list, both)])
-
-    eye_d, eye_o = series(metrics.eye_aspect_ratio, drv_pts), series(metrics.eye_aspect_ratio, out_pts)
-    mouth_d, mouth_o = series(metrics.mouth_aspect_ratio, drv_pts), series(metrics.mouth_aspect_ratio, out_pts)
+    eye_d, eye_o = (_series(metrics.eye_aspect_ratio, pts, both) for pts in (drv_pts, out_pts))
+    mouth_d, mouth_o = (_series(metrics.mouth_aspect_ratio, pts, both) for pts in (drv_pts, out_pts))
     pose_d = metrics.head_pose_series([p if ok else None for p, ok in zip(drv_pts, both)])
     pose_o = metrics.head_pose_series([p if ok else None for p, ok in zip(out_pts, both)])
     pose_corr, pose_range, pose_err = {}, {}, {}

@@ -54,6 +54,7 @@ class PipelineResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     t_capture: float = 0.0
     frame_index: int = 0
+    target: Keypoints | None = None  # the pose the animator rendered (None: the portrait as it is)
 
 
 class Pipeline:
@@ -144,7 +145,7 @@ class Pipeline:
         timings["composite"] = (time.perf_counter() - t3) * 1e3
         return PipelineResult(output=output, animated=animated, face=face, held=held,
                               calibrated_now=calibrated_now, timings_ms=timings,
-                              t_capture=frame.t_capture, frame_index=frame.index)
+                              t_capture=frame.t_capture, frame_index=frame.index, target=target)
 
     def run(self, frames: Iterable[Frame]) -> Iterator[PipelineResult]:
         """Results for a stream of frames, in order.

@@ -43,6 +43,13 @@ class Animator(ABC):
         calibrates mid-word would otherwise never open the portrait's mouth by that much)."""
         return driving
 
+    def posed_landmarks(self, target: Keypoints) -> np.ndarray | None:
+        """The Face Mesh landmarks (478, 2) ``render(target)`` poses the portrait's face to, in the
+        portrait's pixels; None where the engine's keypoints are not face landmarks (FOMM's are
+        learned). ``puppetcam eval`` measures them beside the output re-tracked: what the animation
+        asks for, against what the tracker reads back from the picture."""
+        return None
+
     def forget_driver(self) -> None:
         """A new reference pose is being taken (``Pipeline.calibrate``), maybe of another person:
         drop what the engine learned about the driver (alignment, usual eye openness, ...)."""

@@ -185,8 +185,16 @@ def test_eval_json_and_contact_sheet(capsys, small_portrait, media, tmp_path):
     assert data["frames"] == 8
     for key in ("eye_corr", "mouth_corr", "eye_amplitude", "mouth_amplitude", "pose_corr"):
         assert key in data
+    # the mesh engine's posed landmarks, measured beside the output
+    assert set(data["geometry"]) == {"eye_corr", "eye_amplitude", "mouth_corr", "mouth_amplitude", "jitter"}
+    assert data["geometry"]["jitter"] > 0 and "geometry_misses" in data
     image = cv2.imread(str(sheet))
     assert image is not None and image.shape[0] > 64 and image.shape[1] > 64
+    rc, out, err = run(capsys, "eval", "--source", small_portrait, "--driving", media / "driving" / "d0.mp4",
+                       "--max-frames", "8", "--contact-sheet", sheet)
+    assert rc == 0, err
+    posed = [line for line in out.splitlines() if line.strip().startswith("posed landmarks (no tracker")]
+    assert len(posed) == 1 and "jitter ratio" in posed[0] and "n/a, n/a" not in posed[0]
     rc, _, err = run(capsys, "eval", "--source", small_portrait, "--driving", media / "driving" / "d0.mp4",
                      "--contact-sheet", tmp_path / "no" / "dir" / "s.png")
     assert rc == 2 and "cannot write contact sheet" in one_line(err)

@@ -5,7 +5,7 @@ import math
 import cv2
 import numpy as np
 
-from engine.evaluation import QualityReport, evaluate
+from engine.evaluation import PosedGeometry, QualityReport, evaluate
 
 
 def test_evaluate_real_pair_reports_metrics_and_writes_a_contact_sheet(media, tmp_path):
@@ -37,6 +37,13 @@ def test_evaluate_real_pair_reports_metrics_and_writes_a_contact_sheet(media, tm
     # the mirror control ran on the same 40 frames: a real correlation per axis (d11 turns its head;
     # 40 frames are too few for the 0.9 a whole clip reaches)
     assert set(r.pose_control) == {"yaw", "pitch", "roll"} and r.pose_control["yaw"] > 0.7
+    # the landmarks the mesh engine posed the portrait to, measured the same way with no tracker in
+    # between: they follow the child's mouth closely, and shake less than the output re-tracked (the
+    # tracker adds its own shake on a moving picture; d11 moves fast, so neither is under the driver's)
+    g = r.geometry
+    assert g is not None and g.mouth_corr >= 0.95 and 0.8 <= g.mouth_amplitude <= 1.25
+    assert 0 < r.geometry_jitter_ratio < r.jitter_ratio
+    assert d["geometry"]["mouth_corr"] == g.mouth_corr and d["geometry_misses"] == r.geometry_misses()
 
 
 def _report(**over):
@@ -100,6 +107,31 @@ def test_saved_reports_read_back_with_the_same_verdicts(tmp_path):
     assert [r.not_applicable() for r in back] == [r.not_applicable() for r in reports]
     assert math.isnan(back[1].eye_corr) and math.isnan(back[2].jitter_floor)
     assert back[0].pose_corr == reports[0].pose_corr
+
+
+def test_posed_landmarks_are_measured_beside_the_output_not_instead(tmp_path):
+    """The posed landmarks' misses are listed apart and never change the verdict on the output."""
+    posed = PosedGeometry(eye_corr=0.97, eye_amplitude=0.95, mouth_corr=0.99, mouth_amplitude=1.0, jitter=0.6)
+    # the output reads the eyes short; the posed landmarks do not: still a miss on the output
+    r = _report(eye_amplitude=0.55, geometry=posed)
+    assert r.failures() == ["eye amplitude 0.55 outside 0.7-1.3"] and r.geometry_misses() == []
+    assert r.openness_and_jitter_misses() == r.failures()
+    # the jitter target on the posed landmarks is measured against the same driver (0.6 / 1.2)
+    assert abs(r.geometry_jitter_ratio - 0.5) < 1e-12
+    shaky = PosedGeometry(eye_corr=0.5, eye_amplitude=0.95, mouth_corr=0.99, mouth_amplitude=1.0, jitter=1.8)
+    r = _report(geometry=shaky, eye_range_driver=0.2)
+    assert r.ok and r.geometry_misses() == ["eye corr 0.50 < 0.85", "jitter ratio 1.50 > 1"]
+    # where the driver barely blinks, the posed eye numbers are not counted either
+    assert _report(geometry=shaky, eye_range_driver=0.02).geometry_misses() == ["jitter ratio 1.50 > 1"]
+    # no posed landmarks (an engine whose keypoints are learned): nothing to say
+    assert _report().geometry_misses() is None and math.isnan(_report().geometry_jitter_ratio)
+    # saved and read back (NaN as null)
+    path = tmp_path / "q.json"
+    reports = [_report(geometry=PosedGeometry(math.nan, 0.9, 0.99, 1.0, 0.6)), _report()]
+    path.write_text(json.dumps([x.to_dict() for x in reports]))
+    back = [QualityReport.from_dict(d) for d in json.loads(path.read_text())]
+    assert math.isnan(back[0].geometry.eye_corr) and back[0].geometry.jitter == 0.6 and back[1].geometry is None
+    assert [x.geometry_misses() for x in back] == [x.geometry_misses() for x in reports]
 
 
 def test_a_pose_axis_the_mirror_control_cannot_verify_is_n_a_not_met():

@@ -184,6 +184,9 @@ class MeshAnimator(Animator):
         mouth.unfold_lower_face(pts, self._mouth)
         return pts
 
+    def posed_landmarks(self, target: Keypoints) -> np.ndarray:
+        return self.target_points(target)
+
     def render(self, target: Keypoints) -> np.ndarray:
         if self._image is None:
             raise RuntimeError("MeshAnimator.render called before set_source")
