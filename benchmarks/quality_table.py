@@ -176,6 +176,14 @@ def _summary(reports, seconds):
         print("- posed landmarks, no tracker (output re-tracked in brackets): " + "; ".join(parts))
         print(f"- eye, mouth and jitter targets all met: posed landmarks {sum(not r.geometry_misses() for r in posed)}"
               f"/{len(posed)}, output re-tracked {sum(not r.openness_and_jitter_misses() for r in posed)}/{len(posed)}")
+        alike = [r for r in posed if r.eye_measurable and 0.7 <= r.eye_open_ratio <= 1.3]
+        unlike = [r for r in posed if r.eye_measurable and not 0.7 <= r.eye_open_ratio <= 1.3]
+        amp_ok = lambda x: 0.7 <= x <= 1.3  # noqa: E731
+        print(f"- eye amplitude 0.7-1.3 where the eyes are about as open (portrait / driver eye aspect ratio "
+              f"0.7-1.3): posed landmarks {sum(amp_ok(g(r).eye_amplitude) for r in alike)}/{len(alike)}, output "
+              f"{sum(amp_ok(r.eye_amplitude) for r in alike)}/{len(alike)}; where they are not: posed landmarks "
+              f"{sum(amp_ok(g(r).eye_amplitude) for r in unlike)}/{len(unlike)}, output "
+              f"{sum(amp_ok(r.eye_amplitude) for r in unlike)}/{len(unlike)}")
         print(f"- medians, posed landmarks: eye r {med([g(r).eye_corr for r in posed if r.eye_measurable]):.2f}, "
               f"eye amp {med([g(r).eye_amplitude for r in posed if r.eye_measurable]):.2f}, "
               f"mouth r {med([g(r).mouth_corr for r in posed if r.mouth_measurable]):.2f}, "

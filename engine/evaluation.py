@@ -91,6 +91,11 @@ class QualityReport:
     jitter_floor: float = float("nan")  # tracker jitter on the still portrait (see FLOOR_FRAMES)
     pose_control: dict = field(default_factory=dict)  # axis -> the mirror control's correlation (see above)
     geometry: PosedGeometry | None = None  # None: the engine's keypoints are not face landmarks
+    # How open the two faces' eyes are as they are (eye aspect ratio: the portrait's as painted, the
+    # driver's median over the clip). A blink that closes both eyes spans each one's own openness, so
+    # where these differ the faithful eye amplitude ratio is about their ratio, not 1.
+    eye_open_source: float = float("nan")
+    eye_open_driver: float = float("nan")
 
     @property
     def jitter_ratio(self) -> float:
@@ -165,6 +170,11 @@ class QualityReport:
         return out
 
     @property
+    def eye_open_ratio(self) -> float:
+        """The portrait's eye openness over the driver's (``eye_open_source`` / ``eye_open_driver``)."""
+        return self.eye_open_source / self.eye_open_driver if self.eye_open_driver > 0 else float("nan")
+
+    @property
     def geometry_jitter_ratio(self) -> float:
         g = self.geometry
         return g.jitter / self.jitter_driver if g is not None and self.jitter_driver > 0 else float("nan")
@@ -210,6 +220,7 @@ class QualityReport:
         d["failures"] = self.failures()
         d["not_applicable"] = self.not_applicable()
         d["geometry_jitter_ratio"] = self.geometry_jitter_ratio
+        d["eye_open_ratio"] = self.eye_open_ratio
         d["geometry_misses"] = self.geometry_misses()
 
         def plain(v):
@@ -305,6 +316,7 @@ def evaluate(source_path, driving_path, engine: str = "mesh", max_frames: int | 
         write_contact_sheet(sheet, contact_sheet_path)
     report = _report(Path(source_path).name, Path(driving_path).name, engine, drv_pts, out_pts, busy_ms,
                      str(contact_sheet_path) if contact_sheet_path is not None else None)
+    report.eye_open_source = metrics.eye_aspect_ratio(portrait.landmarks.points)
     if any(p is not None for p in posed_pts):
         report.geometry = posed_geometry(drv_pts, posed_pts)
     report.jitter_floor = tracker_jitter_floor(pipeline.portrait.image, fps)
@@ -396,4 +408,5 @@ def _report(source, driving, engine, drv_pts, out_pts, busy_ms, sheet) -> Qualit
         jitter_output=metrics.jitter(out_pts), jitter_driver=metrics.jitter(drv_pts),
         engine_ms=busy, contact_sheet=sheet,
         eye_range_driver=openness_range(eye_d), mouth_range_driver=openness_range(mouth_d),
+        eye_open_driver=float(np.median([metrics.eye_aspect_ratio(p) for p in drv_pts if p is not None] or [np.nan])),
     )

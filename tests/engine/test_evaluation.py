@@ -44,6 +44,9 @@ def test_evaluate_real_pair_reports_metrics_and_writes_a_contact_sheet(media, tm
     assert g is not None and g.mouth_corr >= 0.95 and 0.8 <= g.mouth_amplitude <= 1.25
     assert 0 < r.geometry_jitter_ratio < r.jitter_ratio
     assert d["geometry"]["mouth_corr"] == g.mouth_corr and d["geometry_misses"] == r.geometry_misses()
+    # how open each face's eyes are: s12's as painted (0.36), the child's wide eyes over these frames
+    assert 0.32 < r.eye_open_source < 0.40 and 0.38 < r.eye_open_driver < 0.50
+    assert abs(d["eye_open_ratio"] - r.eye_open_source / r.eye_open_driver) < 1e-12
 
 
 def _report(**over):
@@ -125,6 +128,7 @@ def test_posed_landmarks_are_measured_beside_the_output_not_instead(tmp_path):
     assert _report(geometry=shaky, eye_range_driver=0.02).geometry_misses() == ["jitter ratio 1.50 > 1"]
     # no posed landmarks (an engine whose keypoints are learned): nothing to say
     assert _report().geometry_misses() is None and math.isnan(_report().geometry_jitter_ratio)
+    assert math.isnan(_report().eye_open_ratio) and _report(eye_open_source=0.4, eye_open_driver=0.25).eye_open_ratio == 1.6
     # saved and read back (NaN as null)
     path = tmp_path / "q.json"
     reports = [_report(geometry=PosedGeometry(math.nan, 0.9, 0.99, 1.0, 0.6)), _report()]
