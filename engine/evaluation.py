@@ -205,11 +205,15 @@ class QualityReport:
     def from_dict(cls, d: dict) -> "QualityReport":
         """The report ``to_dict`` wrote (its derived keys are recomputed, None reads back as NaN)."""
         names = {f.name for f in fields(cls)}
-        values = {k: (float("nan") if v is None and k not in ("contact_sheet", "geometry") else v)
+
+        def unplain(v):
+            if isinstance(v, dict):
+                return {k: unplain(x) for k, x in v.items()}
+            return float("nan") if v is None else v
+        values = {k: (v if k in ("contact_sheet", "geometry") and v is None else unplain(v))
                   for k, v in d.items() if k in names}
         if values.get("geometry") is not None:
-            values["geometry"] = PosedGeometry(**{k: float("nan") if v is None else v
-                                                  for k, v in values["geometry"].items()})
+            values["geometry"] = PosedGeometry(**values["geometry"])
         return cls(**values)
 
     def to_dict(self) -> dict:

@@ -101,12 +101,16 @@ def test_openness_range_ignores_one_frame_glitches_but_keeps_blinks():
 
 def test_saved_reports_read_back_with_the_same_verdicts(tmp_path):
     """``quality_table.py --json`` then ``--from-json``: NaN (saved as null) and the n/a rules survive."""
+    moving = {"yaw": 10.0, "pitch": 5.0, "roll": 4.0}
     reports = [_report(eye_corr=0.5, jitter_output=2.0, jitter_driver=1.0, jitter_floor=1.5),
-               _report(eye_corr=math.nan, eye_range_driver=0.02), _report()]
+               _report(eye_corr=math.nan, eye_range_driver=0.02), _report(),
+               _report(pose_range_deg=moving, pose_corr={"yaw": 0.95, "pitch": math.nan, "roll": 0.99})]
     path = tmp_path / "q.json"
     path.write_text(json.dumps([r.to_dict() for r in reports]))
     back = [QualityReport.from_dict(d) for d in json.loads(path.read_text())]
-    assert [r.failures() for r in back] == [r.failures() for r in reports] == [["eye corr 0.50 < 0.85"], [], []]
+    assert [r.failures() for r in back] == [r.failures() for r in reports] == [
+        ["eye corr 0.50 < 0.85"], [], [], ["pitch corr nan < 0.9"]]
+    assert json.loads(path.read_text())[3]["pose_corr"]["pitch"] is None  # standard JSON: no NaN
     assert [r.not_applicable() for r in back] == [r.not_applicable() for r in reports]
     assert math.isnan(back[1].eye_corr) and math.isnan(back[2].jitter_floor)
     assert back[0].pose_corr == reports[0].pose_corr
