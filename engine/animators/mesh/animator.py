@@ -5,8 +5,9 @@ first-order motion). Per portrait (``set_source``): the mesh, anchor rings, draw
 signs, the warp grid's step, the person and the still background behind it
 (``background.PersonLayers``), mouth and eyelid colours. Per frame (``render``): lid closing and
 lip clamping, ring motion from the head's similarity transform (the rings spread out when the head
-moves far), the region that moves, a coarse piecewise-affine map, gaze shift, the person warped over
-the still background, closed-eye lid skin and lash line, mouth interior.
+moves far), the region that moves, a coarse piecewise-affine map, gaze shift, a smile's own teeth kept
+with their lips (``mouth.split_own_opening``), the person warped over the still background, closed-eye
+lid skin and lash line, mouth interior.
 ``driving_keypoints`` also follows how shut each of the driver's own eyes is (``eyes.BlinkState``),
 so a blink closes the portrait's eye whatever the two eyes' sizes, and the driver's mouth width at
 rest (``mouth.RestingWidth``), so the portrait's mouth opens to the driver's shape.
@@ -30,7 +31,7 @@ import numpy as np
 from engine.animators.base import Animator
 from engine.animators.mesh import eyes, mouth
 from engine.animators.mesh.triangulation import (
-    EYE_INTERIOR, EYES, FACE, NUM_MESH_POINTS, RING, AnchorRings, oval_order, topology)
+    EYE_INTERIOR, EYES, FACE, MOUTH_INTERIOR, NUM_MESH_POINTS, RING, AnchorRings, oval_order, topology)
 from engine.animators.mesh.background import PersonLayers
 from engine.animators.mesh.similarity import fit_similarity
 from engine.animators.mesh.warp import choose_step, dense_map, identity_grid, rasterize
@@ -93,6 +94,7 @@ class MeshAnimator(Animator):
         # Only real face triangles are culled when flipped; hole fills and rings may be slivers.
         cull = (kinds == FACE) & (np.abs(det) > 1e-3)
         self._sign = np.where(cull, sign, np.nan)
+        self._mouth_interior = kinds == MOUTH_INTERIOR
         self._eye_of = np.full(len(self._tris), -1, np.int8)  # which eye's interior each triangle is
         eye_tris = np.nonzero(kinds == EYE_INTERIOR)[0]
         for k, (upper, lower, _) in enumerate(EYES):
@@ -109,7 +111,7 @@ class MeshAnimator(Animator):
         self._grid = identity_grid(self._roi, self._step)
         self._layers = PersonLayers.split(image, person_mask(image), xy[list(oval_order())])
         self._palette = mouth.palette_from(image, xy)
-        self._mouth = mouth.PortraitMouth.of(xy)
+        self._mouth = mouth.PortraitMouth.of(xy, image)
         self._eye_colours = eyes.colours_from(image, xy)
         self._align = None
         self._blink.reset()
@@ -200,10 +202,15 @@ class MeshAnimator(Animator):
             self._roi, self._grid = roi, identity_grid(roi, self._step)
 
         warp = rasterize(src_all, dst_all, self._tris, self._sign, roi, self._step, self._grid)
+        scale = np.sqrt(abs(np.linalg.det(a)))  # output pixels per portrait pixel
+        keep_teeth = self.draw_mouth and self._mouth.shows_teeth
+        if keep_teeth:
+            split = partial(mouth.split_own_opening, src=self._src, tgt=pts, scale=scale)
+            warp.shift(self._mouth_interior, np.zeros(2), by=split)
         if self.gaze:
             offsets = eyes.gaze_offsets(pts, self._src)
             if np.any(offsets):
-                inv_scale = 1.0 / max(np.sqrt(abs(np.linalg.det(a))), 1e-6)
+                inv_scale = 1.0 / max(scale, 1e-6)
                 for k in range(2):
                     shift = -offsets[k] * inv_scale
                     turn = partial(eyes.eyeball_turn, src=self._src, eye=k, offset=shift)
@@ -212,5 +219,6 @@ class MeshAnimator(Animator):
         self._layers.composite(dense_map(warp), out, roi)
         eyes.paint_closed(out, pts, self._eye_colours, self._src @ a.T + t)
         if self.draw_mouth:
-            mouth.draw_interior(out, pts, self._mouth.opening, self._palette)
+            own = self._mouth.own_gaps * self._mouth.scale(pts) if keep_teeth else None
+            mouth.draw_interior(out, pts, self._mouth.opening, self._palette, own_teeth=own)
         return out

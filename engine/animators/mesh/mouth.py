@@ -2,7 +2,10 @@
 
 - **Interior.** When the target mouth opens wider than the portrait's, draw a cavity with a hint of
   teeth instead of the stretched lip line (which reads as a closed mouth, to people and to the
-  tracker alike).
+  tracker alike). A portrait that shows its own teeth (a smile) keeps them: the upper half of its
+  opening rides with the upper lip, the lower half with the lower lip (``split_own_opening``), and
+  the cavity is drawn only in the gap that opens between them, with no drawn teeth (drawn over,
+  her real teeth turned into grey blocks on the astronaut).
 - **No folds.** Relative motion moves each landmark by the driver's own displacement. Face Mesh's
   lower lip rolls in 3-D as the jaw drops (on d18's yawn its outer edge ends up *below* the chin
   crease under it), and on a portrait whose lower lip sits closer to that crease the transferred
@@ -84,6 +87,10 @@ LOWER_TOOTH_GAPS = (0.0, 0.2, 0.4, 0.58)
 # Gone by 0.9, not 0.92, since the interior covers a wide-open mouth's own opening whole: at 0.92 the
 # teeth near a corner were back at 31 % of their brightness.
 CORRIDOR = (0.72, 0.9)
+# A portrait shows its own teeth where its parted lips' opening is this much brighter than its lips
+# (the astronaut: 1.30; s42, s10, s1 show a dark opening: 0.87-0.99; a closed mouth has none).
+TEETH_BRIGHTER = 1.15
+MIN_OWN_OPENING = 2.0  # px: a smaller opening shows no teeth to keep
 TOOTH_GAP_SHADE = 0.3  # how much darker a gap is than the teeth beside it, at the biting edge
 
 
@@ -144,13 +151,28 @@ def smooth_curve(points: np.ndarray, per_segment: int = 6) -> np.ndarray:
     return _catmull_rom(len(p), per_segment) @ ext
 
 
-def draw_interior(out: np.ndarray, pts: np.ndarray, source_gap: float, palette: MouthPalette) -> None:
+def draw_interior(out: np.ndarray, pts: np.ndarray, source_gap: float, palette: MouthPalette,
+                  own_teeth: np.ndarray | None = None) -> None:
     """In place on ``out``: cavity, tongue and teeth inside the target inner lips (``smooth_curve``).
 
     Shaded like a real open mouth lit from the front: the cavity darkest deep inside and a little
     lighter towards the lips, a tongue behind the lower teeth once the mouth is wide open, teeth that
     darken towards the corners with faint gaps between them and end before the corners, and a soft
-    edge (the lips' shadow) instead of a cut-out outline."""
+    edge (the lips' shadow) instead of a cut-out outline.
+
+    ``own_teeth``: for a portrait that shows its teeth, its inner-lip pairs' own gaps (9, target px),
+    which ``split_own_opening`` kept whole, half on each lip: the cavity is drawn between those
+    halves only, and no teeth are drawn."""
+    if own_teeth is not None:
+        n = down_normal(pts, INNER_LIPS_UPPER[0], INNER_LIPS_UPPER[-1])
+        half = np.concatenate([[0.0], 0.5 * np.asarray(own_teeth, np.float64), [0.0]])
+        upper_edge, lower_edge = pts[UPPER] + half[:, None] * n, pts[LOWER] - half[:, None] * n
+        closed = ((lower_edge - upper_edge) @ n) < 0  # the lips closer than the portrait's: no gap
+        middle = 0.5 * (upper_edge[closed] + lower_edge[closed])
+        upper_edge[closed], lower_edge[closed] = middle, middle
+        pts = pts.copy()
+        pts[UPPER], pts[LOWER] = upper_edge, lower_edge
+        source_gap = 0.0  # all of the gap between the halves is new
     gap = opening(pts)
     if gap < 1.0:
         return
@@ -214,7 +236,7 @@ def draw_interior(out: np.ndarray, pts: np.ndarray, source_gap: float, palette: 
         tongue = smoothstep(tongue / 0.25) * wide
         tongue_col = palette.tongue * (0.55 + 0.45 * np.clip(v, 0.0, 1.0))[..., None]
         interior = interior * (1 - tongue[..., None]) + tongue_col * tongue[..., None]
-    t = np.clip(teeth_up + teeth_lo, 0, 1)[..., None]
+    t = np.clip(teeth_up + teeth_lo, 0, 1)[..., None] * (own_teeth is None)  # its own teeth show instead
     # teeth turn away into shadow at the sides; the upper lip shades the upper teeth's roots
     receding = 1.0 - 0.35 * np.clip(np.abs(u), 0.0, 1.0) ** 2
     lip_shadow = 0.8 + 0.2 * smoothstep(v * gap / max(t_up, 1e-6))
@@ -234,6 +256,45 @@ def _tooth_gaps(u: np.ndarray, positions, gap_width: float, strength: np.ndarray
     """Shade (1 on a tooth, darker in a gap) of the gaps at ``positions`` and their mirror images."""
     nearest = np.min([np.abs(np.abs(u) - g) for g in positions], axis=0)
     return 1.0 - TOOTH_GAP_SHADE * strength * np.exp(-(nearest / gap_width) ** 2)
+
+
+def _across(pts: np.ndarray, idx, origin, tangent, normal, width) -> tuple[np.ndarray, np.ndarray]:
+    """Points ``idx`` of ``pts`` as (position across the mouth 0..1, depth along its normal), by position."""
+    rel = pts[idx] - origin
+    u, v = rel @ tangent / width, rel @ normal
+    order = np.argsort(u)
+    return u[order], v[order]
+
+
+def split_own_opening(pos: np.ndarray, src: np.ndarray, tgt: np.ndarray, scale: float) -> np.ndarray:
+    """(K, 2): how far to move the portrait positions ``pos`` (K, 2) that the mouth's interior
+    samples, so that a portrait's own opening opens as a mouth does: its upper half stays under the
+    upper lip, its lower half over the lower lip, at their painted heights, instead of both
+    stretching with the gap. Between the halves the samples stay on the opening's middle line (the
+    cavity is drawn over it: ``draw_interior``). Where the target opening is no wider than the
+    portrait's (``tgt`` in output pixels, ``scale`` of them per portrait pixel) nothing moves.
+    A warp-map function for ``WarpMap.shift``'s ``by``."""
+    origin = src[UPPER[0]]
+    d = src[UPPER[-1]] - origin
+    width = max(float(np.hypot(*d)), 1e-9)
+    tangent = d / width
+    normal = down_normal(src, INNER_LIPS_UPPER[0], INNER_LIPS_UPPER[-1])
+    t_origin = tgt[UPPER[0]]
+    t_d = tgt[UPPER[-1]] - t_origin
+    t_width = max(float(np.hypot(*t_d)), 1e-9)
+    t_tangent, t_normal = t_d / t_width, down_normal(tgt, INNER_LIPS_UPPER[0], INNER_LIPS_UPPER[-1])
+    rel = pos - origin
+    u, v = rel @ tangent / width, rel @ normal
+    top = np.interp(u, *_across(src, UPPER, origin, tangent, normal, width))
+    own = np.interp(u, *_across(src, LOWER, origin, tangent, normal, width)) - top
+    wanted = (np.interp(u, *_across(tgt, LOWER, t_origin, t_tangent, t_normal, t_width))
+              - np.interp(u, *_across(tgt, UPPER, t_origin, t_tangent, t_normal, t_width))) / max(scale, 1e-9)
+    depth = v - top
+    inside = (own > 0.5) & (wanted > own) & (depth >= 0) & (depth <= own)
+    drawn_at = depth / np.maximum(own, 1e-9) * wanted  # where the stretch alone draws this sample
+    half = 0.5 * own
+    kept = np.where(drawn_at <= half, drawn_at, np.where(drawn_at >= wanted - half, own - (wanted - drawn_at), half))
+    return np.where(inside, kept - depth, 0.0)[:, None] * normal[None, :]
 
 
 def mouth_width(pts: np.ndarray) -> float:
@@ -297,17 +358,35 @@ class PortraitMouth:
     relative_width: float  # ``relative_width``
     inter_ocular: float  # px
     row_spacing: np.ndarray  # (9, 8) each lower-face column's rows' spacing along the face's vertical, px
+    shows_teeth: bool = False  # its parted lips show its teeth (``shows_teeth``)
 
     @classmethod
-    def of(cls, src: np.ndarray) -> "PortraitMouth":
+    def of(cls, src: np.ndarray, image: np.ndarray | None = None) -> "PortraitMouth":
         n = down_normal(src, INNER_LIPS_UPPER[0], INNER_LIPS_UPPER[-1])
         return cls(own_gaps=np.maximum((src[LOWER[1:-1]] - src[UPPER[1:-1]]) @ n, 0.0), opening=opening(src),
                    relative_width=relative_width(src), inter_ocular=inter_ocular(src),
-                   row_spacing=np.diff(src[_COLUMNS] @ down_normal(src, 33, 263), axis=1))
+                   row_spacing=np.diff(src[_COLUMNS] @ down_normal(src, 33, 263), axis=1),
+                   shows_teeth=image is not None and shows_teeth(image, src))
 
     def scale(self, pts: np.ndarray) -> float:
         """How much larger the face ``pts`` is than the portrait's (their eyes' outer corners' distance)."""
         return inter_ocular(pts) / max(self.inter_ocular, 1e-9)
+
+
+def shows_teeth(image: np.ndarray, pts: np.ndarray) -> bool:
+    """Whether the portrait's parted lips show its teeth: the opening's middle (the middle pairs,
+    from 15 % to 85 % of their gap) is ``TEETH_BRIGHTER`` than its lips on average."""
+    n = down_normal(pts, INNER_LIPS_UPPER[0], INNER_LIPS_UPPER[-1])
+    up, lo = pts[UPPER[MIDDLE]], pts[LOWER[MIDDLE]]
+    gap = (lo - up) @ n
+    if gap.mean() < MIN_OWN_OPENING:
+        return False
+    q = (up[None] + np.linspace(0.15, 0.85, 8)[:, None, None] * gap[None, :, None] * n).reshape(-1, 2)
+    luma = np.asarray(image, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    h, w = luma.shape
+    inside = cv2.remap(luma, q[:, 0].astype(np.float32)[None], q[:, 1].astype(np.float32)[None], cv2.INTER_LINEAR)
+    lips = np.clip(np.round(pts[list(LIPS)]).astype(int), [0, 0], [w - 1, h - 1])
+    return bool(inside.mean() > TEETH_BRIGHTER * luma[lips[:, 1], lips[:, 0]].mean())
 
 
 def open_in_proportion(pts: np.ndarray, portrait: PortraitMouth, ratio: float) -> None:

@@ -52,8 +52,8 @@ class WarpMap:
     def shift(self, triangles: np.ndarray, offset: np.ndarray, by=None) -> None:
         """Move the source positions drawn by the ``triangles`` (a bool mask) by ``offset``: the
         eye's interior for gaze. ``by``: a function of the source positions (K, 2) giving each its
-        own move (K, 2) instead (``eyes.eyeball_turn``); folds refined per pixel still take
-        ``offset``. Only the cells in the triangles' bounding box are looked at (an eye is ~1 % of
+        own move (K, 2) instead (``eyes.eyeball_turn``, ``mouth.split_own_opening``); folds refined
+        per pixel still take ``offset``. Only the cells in the triangles' bounding box are looked at (an eye is ~1 % of
         the grid: 0.06 ms instead of 0.15 ms a call on s42 at 720p)."""
         if self.mesh is None or not np.any(triangles):
             return  # nothing was drawn
@@ -234,7 +234,8 @@ def fold_edges(warp: WarpMap) -> np.ndarray:
         cells |= (second[..., 0] > bend) | (second[..., 1] > bend)  # (x and y apart: a max over
         # an axis of 2 costs numpy 5x more)
     if warp.shifts:
-        # not the eyes' interiors, shifted for gaze, and around them: the shift's edge at the lids,
+        # not the interiors moved after rasterising (``shift``: the eyes' for gaze, a smile's mouth
+        # for its teeth), and around them: the shift's edge at the lids,
         # blended over a cell, is part of how an eye reads (drawn exactly, MediaPipe read s1 x d0's
         # blinks with r 0.81 instead of 0.92, and s42 x d0 shook 1.11x the driver instead of 1.00x)
         shifted = np.zeros(len(warp.to_source) + 1, bool)  # per triangle; the last for "none"

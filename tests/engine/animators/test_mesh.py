@@ -1,4 +1,6 @@
 """Mesh animator: exact identity, still background, real-media behaviour (re-tracked output)."""
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -262,6 +264,51 @@ def test_at_twice_its_own_opening_none_of_the_portraits_mouth_shows_through(s42)
     inside = cv2.erode(inside, np.ones((7, 7), np.uint8)) > 0  # away from the lips' soft shadow
     assert inside.sum() > 100
     assert np.abs(plain.astype(int) - streaks.astype(int)).max(axis=2)[inside].max() <= 2
+
+
+ASTRONAUT = Path(__file__).resolve().parents[3] / "assets" / "avatars" / "astronaut.jpg"
+
+
+def test_which_portraits_show_their_teeth(media, s42):
+    """The astronaut smiles with her teeth showing; s42's and s10's parted lips show a dark opening,
+    s0's mouth is closed."""
+    def shows(portrait):
+        return mouth_mod.shows_teeth(portrait.image, portrait.landmarks.xy.astype(float))
+
+    assert shows(load_portrait(ASTRONAUT))
+    assert not shows(s42) and not shows(load_portrait(media / "sources" / "s10.jpg"))
+    assert not shows(load_portrait(media / "sources" / "s0.jpg"))
+
+
+def test_a_smile_that_shows_its_teeth_keeps_them_as_the_mouth_opens():
+    """Opened to twice her own opening (the jaw dropped by it), the astronaut's own teeth stay: the
+    upper ones under the upper lip, the lower ones over the lower lip, as painted, and the gap that
+    opens between them is the drawn cavity. The previous build stretched her opening and drew grey
+    teeth over it (along the lips, her teeth's pattern correlated 0.68 and 0.48 with the painted one;
+    now 0.99)."""
+    from engine.animators.mesh.eyes import down_normal
+
+    portrait = load_portrait(ASTRONAUT)
+    animator = MeshAnimator()
+    src = animator.set_source(portrait).value.astype(np.float64)
+    n = down_normal(src, mouth_mod.INNER_LIPS_UPPER[0], mouth_mod.INNER_LIPS_UPPER[-1])
+    own = float(np.mean((src[mouth_mod.LOWER[mouth_mod.MIDDLE]] - src[mouth_mod.UPPER[mouth_mod.MIDDLE]]) @ n))
+    assert own > 5
+    target = src.copy()
+    target[sorted({i for column in mouth_mod.LOWER_FACE_COLUMNS for i in column})] += own * n
+    out = animator.render(Keypoints(target.astype(np.float32)))
+
+    def along(image, lip, depth):
+        """Brightness along the lip's middle, ``depth`` px below it (negative: above)."""
+        curve = mouth_mod.smooth_curve(lip[2:-2], 8) + depth * n
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return cv2.remap(grey, *(c.astype(np.float32)[None] for c in curve.T), cv2.INTER_LINEAR)[0]
+
+    for lip, depth in ((mouth_mod.UPPER, 0.2 * own), (mouth_mod.LOWER, -0.2 * own)):
+        painted, drawn = along(portrait.image, src[lip], depth), along(out, target[lip], depth)
+        assert painted.mean() > 150  # teeth
+        assert np.corrcoef(painted, drawn)[0, 1] > 0.9 and np.abs(painted - drawn).mean() < 10
+    assert along(out, target[mouth_mod.UPPER], own).mean() < 60  # the middle of the opening: the cavity
 
 
 def _wide_open_mouth(portrait):
