@@ -88,7 +88,7 @@ LOWER_TOOTH_GAPS = (0.0, 0.2, 0.4, 0.58)
 # teeth near a corner were back at 31 % of their brightness.
 CORRIDOR = (0.72, 0.9)
 # A portrait shows its own teeth where its parted lips' opening is this much brighter than its lips
-# (the astronaut: 1.30; s42, s10, s1 show a dark opening: 0.87-0.99; a closed mouth has none).
+# (the astronaut: 1.33; s42, s10, s1, s2 show a dark opening: 0.22-0.92; a closed mouth has none).
 TEETH_BRIGHTER = 1.15
 MIN_OWN_OPENING = 2.0  # px: a smaller opening shows no teeth to keep
 TOOTH_GAP_SHADE = 0.3  # how much darker a gap is than the teeth beside it, at the biting edge
