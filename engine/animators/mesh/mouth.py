@@ -88,7 +88,7 @@ LOWER_TOOTH_GAPS = (0.0, 0.2, 0.4, 0.58)
 # teeth near a corner were back at 31 % of their brightness.
 CORRIDOR = (0.72, 0.9)
 # A portrait shows its own teeth where its parted lips' opening is this much brighter than its lips
-# (the astronaut: 1.33; s42, s10, s1, s2 show a dark opening: 0.22-0.92; a closed mouth has none).
+# (the astronaut: 1.30; s42, s10, s1, s2 show a dark opening: 0.24-0.97; a closed mouth has none).
 TEETH_BRIGHTER = 1.15
 MIN_OWN_OPENING = 2.0  # px: a smaller opening shows no teeth to keep
 TOOTH_GAP_SHADE = 0.3  # how much darker a gap is than the teeth beside it, at the biting edge
@@ -374,14 +374,15 @@ class PortraitMouth:
 
 
 def shows_teeth(image: np.ndarray, pts: np.ndarray) -> bool:
-    """Whether the portrait's parted lips show its teeth: the opening's middle (the middle pairs,
-    from 15 % to 85 % of their gap) is ``TEETH_BRIGHTER`` than its lips on average."""
+    """Whether the portrait's parted lips show its teeth: the opening's upper half (the middle
+    pairs, from 10 % to 45 % of their gap; a smile shows its upper teeth, the lower lip often hides
+    the lower ones) is ``TEETH_BRIGHTER`` than its lips on average."""
     n = down_normal(pts, INNER_LIPS_UPPER[0], INNER_LIPS_UPPER[-1])
     up, lo = pts[UPPER[MIDDLE]], pts[LOWER[MIDDLE]]
     gap = (lo - up) @ n
     if gap.mean() < MIN_OWN_OPENING:
         return False
-    q = (up[None] + np.linspace(0.15, 0.85, 8)[:, None, None] * gap[None, :, None] * n).reshape(-1, 2)
+    q = (up[None] + np.linspace(0.1, 0.45, 8)[:, None, None] * gap[None, :, None] * n).reshape(-1, 2)
     luma = np.asarray(image, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     h, w = luma.shape
     inside = cv2.remap(luma, q[:, 0].astype(np.float32)[None], q[:, 1].astype(np.float32)[None], cv2.INTER_LINEAR)
