@@ -87,11 +87,12 @@ LOWER_TOOTH_GAPS = (0.0, 0.2, 0.4, 0.58)
 # Gone by 0.9, not 0.92, since the interior covers a wide-open mouth's own opening whole: at 0.92 the
 # teeth near a corner were back at 31 % of their brightness.
 CORRIDOR = (0.72, 0.9)
-# A portrait shows its own teeth where its parted lips' opening is this much brighter than its lips
-# (the astronaut: 1.30; s42, s10, s1, s2 show a dark opening: 0.24-0.97; a closed mouth has none).
+TOOTH_GAP_SHADE = 0.3  # how much darker a gap is than the teeth beside it, at the biting edge
+# A portrait shows its own teeth where its parted lips' opening (its upper half) is this much
+# brighter than its lips (the astronaut: 1.30; s42, s10, s1, s2 show a dark opening: 0.24-0.97; a
+# closed mouth has none).
 TEETH_BRIGHTER = 1.15
 MIN_OWN_OPENING = 2.0  # px: a smaller opening shows no teeth to keep
-TOOTH_GAP_SHADE = 0.3  # how much darker a gap is than the teeth beside it, at the biting edge
 
 
 @dataclass(frozen=True)
