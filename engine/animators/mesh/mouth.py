@@ -31,7 +31,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from engine.animators.mesh.eyes import clamp_pairs, down_normal, pair_gaps, smoothstep
+from engine.animators.mesh.eyes import LUMA, clamp_pairs, down_normal, pair_gaps, smoothstep
 from engine.face_regions import (INNER_LIPS_LOWER, INNER_LIPS_UPPER, LIPS, LOWER_LIP_SEMI_INNER,
                                  LOWER_LIP_SEMI_OUTER, OUTER_LIPS_LOWER)
 from engine.metrics import inter_ocular
@@ -384,7 +384,7 @@ def shows_teeth(image: np.ndarray, pts: np.ndarray) -> bool:
     if gap.mean() < MIN_OWN_OPENING:
         return False
     q = (up[None] + np.linspace(0.1, 0.45, 8)[:, None, None] * gap[None, :, None] * n).reshape(-1, 2)
-    luma = np.asarray(image, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    luma = np.asarray(image, np.float32) @ LUMA
     h, w = luma.shape
     inside = cv2.remap(luma, q[:, 0].astype(np.float32)[None], q[:, 1].astype(np.float32)[None], cv2.INTER_LINEAR)
     lips = np.clip(np.round(pts[list(LIPS)]).astype(int), [0, 0], [w - 1, h - 1])

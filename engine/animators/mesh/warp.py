@@ -53,8 +53,8 @@ class WarpMap:
         """Move the source positions drawn by the ``triangles`` (a bool mask) by ``offset``: the
         eye's interior for gaze. ``by``: a function of the source positions (K, 2) giving each its
         own move (K, 2) instead (``eyes.eyeball_turn``, ``mouth.split_own_opening``); folds refined
-        per pixel still take ``offset``. Only the cells in the triangles' bounding box are looked at (an eye is ~1 % of
-        the grid: 0.06 ms instead of 0.15 ms a call on s42 at 720p)."""
+        per pixel still take ``offset``. Only the cells in the triangles' bounding box are looked at
+        (an eye is ~1 % of the grid: 0.06 ms instead of 0.15 ms a call on s42 at 720p)."""
         if self.mesh is None or not np.any(triangles):
             return  # nothing was drawn
         _, dst_pts, drawn_order, _ = self.mesh
