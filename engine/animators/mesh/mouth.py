@@ -92,7 +92,9 @@ TOOTH_GAP_SHADE = 0.3  # how much darker a gap is than the teeth beside it, at t
 # brighter than its lips (the astronaut: 1.30; s42, s10, s1, s2 show a dark opening: 0.24-0.97; a
 # closed mouth has none).
 TEETH_BRIGHTER = 1.15
-MIN_OWN_OPENING = 2.0  # px: a smaller opening shows no teeth to keep
+# Lips parted less than this share of the mouth's width show no teeth to keep (closed mouths here:
+# 0.003 at most, so a bright lip line on a large portrait is not taken for teeth; the astronaut 0.175).
+MIN_OWN_OPENING = 0.04
 
 
 @dataclass(frozen=True)
@@ -381,7 +383,7 @@ def shows_teeth(image: np.ndarray, pts: np.ndarray) -> bool:
     n = down_normal(pts, INNER_LIPS_UPPER[0], INNER_LIPS_UPPER[-1])
     up, lo = pts[UPPER[MIDDLE]], pts[LOWER[MIDDLE]]
     gap = (lo - up) @ n
-    if gap.mean() < MIN_OWN_OPENING:
+    if gap.mean() < MIN_OWN_OPENING * mouth_width(pts):
         return False
     q = (up[None] + np.linspace(0.1, 0.45, 8)[:, None, None] * gap[None, :, None] * n).reshape(-1, 2)
     luma = np.asarray(image, np.float32) @ LUMA

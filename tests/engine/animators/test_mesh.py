@@ -280,6 +280,31 @@ def test_which_portraits_show_their_teeth(media, s42):
     assert not shows(load_portrait(media / "sources" / "s0.jpg"))
 
 
+def test_only_lips_parted_over_something_bright_show_teeth(s9):
+    """The rule itself, on the Mona Lisa's closed mouth at three times her size (a large portrait):
+    lips parted by a tenth of the mouth's width over white show teeth, over the painting's own dark
+    do not; a bright line between lips parted by 2 % of the width (3.5 px here: a lit lip line, a
+    landmark's error) is not taken for teeth."""
+    from engine.animators.mesh.eyes import down_normal
+
+    big = s9.resized((3 * s9.size[0], 3 * s9.size[1]))
+    pts = big.landmarks.xy.astype(np.float64)
+    n = down_normal(pts, mouth_mod.INNER_LIPS_UPPER[0], mouth_mod.INNER_LIPS_UPPER[-1])
+    width = mouth_mod.mouth_width(pts)
+
+    def parted(share, fill):
+        p, image = pts.copy(), big.image.copy()
+        p[mouth_mod.LOWER[1:-1]] += share * width * n
+        poly = np.concatenate([p[mouth_mod.UPPER], p[mouth_mod.LOWER[::-1][1:-1]]])
+        if fill is not None:
+            cv2.fillPoly(image, [np.round(poly).astype(np.int32)], fill)
+        return mouth_mod.shows_teeth(image, p)
+
+    assert parted(0.1, (235, 230, 215))
+    assert not parted(0.1, (40, 20, 15)) and not parted(0.1, None)
+    assert not parted(0.02, (235, 230, 215))
+
+
 def test_a_smile_that_shows_its_teeth_keeps_them_as_the_mouth_opens():
     """Opened to twice her own opening (the jaw dropped by it), the astronaut's own teeth stay: the
     upper ones under the upper lip, the lower ones over the lower lip, as painted, and the gap that
