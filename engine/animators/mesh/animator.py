@@ -205,7 +205,8 @@ class MeshAnimator(Animator):
         scale = np.sqrt(abs(np.linalg.det(a)))  # output pixels per portrait pixel
         keep_teeth = self.draw_mouth and self._mouth.shows_teeth
         if keep_teeth:
-            split = partial(mouth.split_own_opening, src=self._src, tgt=pts, scale=scale)
+            split = partial(mouth.split_own_opening, own=self._mouth.lips, target=mouth.InnerLips.of(pts),
+                            scale=scale)
             warp.shift(self._mouth_interior, np.zeros(2), by=split)
         if self.gaze:
             offsets = eyes.gaze_offsets(pts, self._src)

@@ -261,43 +261,55 @@ def _tooth_gaps(u: np.ndarray, positions, gap_width: float, strength: np.ndarray
     return 1.0 - TOOTH_GAP_SHADE * strength * np.exp(-(nearest / gap_width) ** 2)
 
 
-def _across(pts: np.ndarray, idx, origin, tangent, normal, width) -> tuple[np.ndarray, np.ndarray]:
-    """Points ``idx`` of ``pts`` as (position across the mouth 0..1, depth along its normal), by position."""
-    rel = pts[idx] - origin
-    u, v = rel @ tangent / width, rel @ normal
-    order = np.argsort(u)
-    return u[order], v[order]
+@dataclass(frozen=True)
+class InnerLips:
+    """The inner lips as lines across the mouth: depth along the mouth's normal (px) at each position
+    from corner to corner (0..1), for ``split_own_opening``."""
+
+    origin: np.ndarray  # the first corner
+    tangent: np.ndarray  # unit, corner to corner
+    normal: np.ndarray  # unit, down the mouth
+    width: float  # corner to corner, px
+    upper: tuple[np.ndarray, np.ndarray]  # (positions, depths), by position
+    lower: tuple[np.ndarray, np.ndarray]
+
+    @classmethod
+    def of(cls, pts: np.ndarray) -> "InnerLips":
+        origin = pts[UPPER[0]]
+        d = pts[UPPER[-1]] - origin
+        width = max(float(np.hypot(*d)), 1e-9)
+        tangent, normal = d / width, down_normal(pts, INNER_LIPS_UPPER[0], INNER_LIPS_UPPER[-1])
+
+        def line(idx):
+            u, v = (pts[idx] - origin) @ tangent / width, (pts[idx] - origin) @ normal
+            order = np.argsort(u)
+            return u[order], v[order]
+        return cls(origin, tangent, normal, width, line(UPPER), line(LOWER))
+
+    def gap(self, u: np.ndarray) -> np.ndarray:
+        """The lips' gap (px) at positions ``u`` across the mouth."""
+        return np.interp(u, *self.lower) - np.interp(u, *self.upper)
 
 
-def split_own_opening(pos: np.ndarray, src: np.ndarray, tgt: np.ndarray, scale: float) -> np.ndarray:
+def split_own_opening(pos: np.ndarray, own: InnerLips, target: InnerLips, scale: float) -> np.ndarray:
     """(K, 2): how far to move the portrait positions ``pos`` (K, 2) that the mouth's interior
     samples, so that a portrait's own opening opens as a mouth does: its upper half stays under the
     upper lip, its lower half over the lower lip, at their painted heights, instead of both
     stretching with the gap. Between the halves the samples stay on the opening's middle line (the
     cavity is drawn over it: ``draw_interior``). Where the target opening is no wider than the
-    portrait's (``tgt`` in output pixels, ``scale`` of them per portrait pixel) nothing moves.
-    A warp-map function for ``WarpMap.shift``'s ``by``."""
-    origin = src[UPPER[0]]
-    d = src[UPPER[-1]] - origin
-    width = max(float(np.hypot(*d)), 1e-9)
-    tangent = d / width
-    normal = down_normal(src, INNER_LIPS_UPPER[0], INNER_LIPS_UPPER[-1])
-    t_origin = tgt[UPPER[0]]
-    t_d = tgt[UPPER[-1]] - t_origin
-    t_width = max(float(np.hypot(*t_d)), 1e-9)
-    t_tangent, t_normal = t_d / t_width, down_normal(tgt, INNER_LIPS_UPPER[0], INNER_LIPS_UPPER[-1])
-    rel = pos - origin
-    u, v = rel @ tangent / width, rel @ normal
-    top = np.interp(u, *_across(src, UPPER, origin, tangent, normal, width))
-    own = np.interp(u, *_across(src, LOWER, origin, tangent, normal, width)) - top
-    wanted = (np.interp(u, *_across(tgt, LOWER, t_origin, t_tangent, t_normal, t_width))
-              - np.interp(u, *_across(tgt, UPPER, t_origin, t_tangent, t_normal, t_width))) / max(scale, 1e-9)
-    depth = v - top
-    inside = (own > 0.5) & (wanted > own) & (depth >= 0) & (depth <= own)
-    drawn_at = depth / np.maximum(own, 1e-9) * wanted  # where the stretch alone draws this sample
-    half = 0.5 * own
-    kept = np.where(drawn_at <= half, drawn_at, np.where(drawn_at >= wanted - half, own - (wanted - drawn_at), half))
-    return np.where(inside, kept - depth, 0.0)[:, None] * normal[None, :]
+    portrait's (``own``: the portrait's lips; ``target`` in output pixels, ``scale`` of them per
+    portrait pixel) nothing moves. A warp-map function for ``WarpMap.shift``'s ``by``."""
+    rel = pos - own.origin
+    u = rel @ own.tangent / own.width
+    depth = rel @ own.normal - np.interp(u, *own.upper)
+    painted = own.gap(u)
+    wanted = target.gap(u) / max(scale, 1e-9)
+    inside = (painted > 0.5) & (wanted > painted) & (depth >= 0) & (depth <= painted)
+    drawn_at = depth / np.maximum(painted, 1e-9) * wanted  # where the stretch alone draws this sample
+    half = 0.5 * painted
+    kept = np.where(drawn_at <= half, drawn_at,
+                    np.where(drawn_at >= wanted - half, painted - (wanted - drawn_at), half))
+    return np.where(inside, kept - depth, 0.0)[:, None] * own.normal[None, :]
 
 
 def mouth_width(pts: np.ndarray) -> float:
@@ -362,14 +374,16 @@ class PortraitMouth:
     inter_ocular: float  # px
     row_spacing: np.ndarray  # (9, 8) each lower-face column's rows' spacing along the face's vertical, px
     shows_teeth: bool = False  # its parted lips show its teeth (``shows_teeth``)
+    lips: InnerLips | None = None  # its inner lips across the mouth, where it shows its teeth
 
     @classmethod
     def of(cls, src: np.ndarray, image: np.ndarray | None = None) -> "PortraitMouth":
         n = down_normal(src, INNER_LIPS_UPPER[0], INNER_LIPS_UPPER[-1])
+        teeth = image is not None and shows_teeth(image, src)
         return cls(own_gaps=np.maximum((src[LOWER[1:-1]] - src[UPPER[1:-1]]) @ n, 0.0), opening=opening(src),
                    relative_width=relative_width(src), inter_ocular=inter_ocular(src),
                    row_spacing=np.diff(src[_COLUMNS] @ down_normal(src, 33, 263), axis=1),
-                   shows_teeth=image is not None and shows_teeth(image, src))
+                   shows_teeth=teeth, lips=InnerLips.of(src) if teeth else None)
 
     def scale(self, pts: np.ndarray) -> float:
         """How much larger the face ``pts`` is than the portrait's (their eyes' outer corners' distance)."""
