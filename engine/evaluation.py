@@ -55,6 +55,11 @@ MOUTH_RANGE_MIN = 0.10  # inner-lip aspect ratio: closed ≈ 0, talking ≈ 0.2-
 FLOOR_FRAMES = 40
 
 
+def _jitter_miss(ratio: float) -> list[str]:
+    """The jitter target's miss line for this output / driver ratio (empty: met)."""
+    return [] if ratio <= 1.0 else [f"jitter ratio {ratio:.2f} > 1"]
+
+
 @dataclass
 class PosedGeometry:
     """Eye, mouth and jitter measures of the landmarks the engine posed the portrait to
@@ -149,8 +154,8 @@ class QualityReport:
             c = self.pose_corr.get(axis, float("nan"))
             if not c >= POSE_CORR_MIN:
                 out.append(f"{axis} corr {c:.2f} < {POSE_CORR_MIN}")
-        if self.jitter_measurable and not self.jitter_ratio <= 1.0:
-            out.append(f"jitter ratio {self.jitter_ratio:.2f} > 1")
+        if self.jitter_measurable:
+            out += _jitter_miss(self.jitter_ratio)
         return out
 
     def _openness_misses(self, m) -> list[str]:
@@ -185,17 +190,11 @@ class QualityReport:
         Not a verdict: ``failures`` is, on the output. None without posed landmarks."""
         if self.geometry is None:
             return None
-        out = self._openness_misses(self.geometry)
-        if not self.geometry_jitter_ratio <= 1.0:
-            out.append(f"jitter ratio {self.geometry_jitter_ratio:.2f} > 1")
-        return out
+        return self._openness_misses(self.geometry) + _jitter_miss(self.geometry_jitter_ratio)
 
     def openness_and_jitter_misses(self) -> list[str]:
         """The output's misses on the targets ``geometry_misses`` measures too (no pose, no face count)."""
-        out = self._openness_misses(self)
-        if self.jitter_measurable and not self.jitter_ratio <= 1.0:
-            out.append(f"jitter ratio {self.jitter_ratio:.2f} > 1")
-        return out
+        return self._openness_misses(self) + (_jitter_miss(self.jitter_ratio) if self.jitter_measurable else [])
 
     @property
     def ok(self) -> bool:
